@@ -1,0 +1,93 @@
+"""The app factory: create_app(settings) wires the database, WeCom client, workers, scheduler and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot import api, db
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.deps import Deps
+from bot.errors import StorebotError
+from bot.inbox import inbox_ctx
+from bot.keys import CLOCK, DEPS, ENGINE, HTTP, METRICS, SESSIONS, SETTINGS, WECOM
+from bot.metrics import Metrics
+from bot.outbox import outbox_ctx
+from bot.wecom import callback
+from bot.wecom.client import WeComClient
+from scheduler import scheduler_ctx_factory
+
+log = logging.getLogger(__name__)
+
+
+class SchemaOutdated(StorebotError):
+    def __init__(self, current: str | None, head: str | None) -> None:
+        super().__init__(
+            f"database schema is at {current or 'empty'}, code expects {head}: run `storebot db upgrade` "
+            "(or set database.auto_migrate = true)"
+        )
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None) -> web.Application:
+    """Build the application. Pass `engine` to share one database between several apps (tests, benches)."""
+    app = web.Application(
+        middlewares=api.make_middlewares(settings.server.admin_token.get_secret_value()),
+        client_max_size=4 * 1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_database(engine))
+    app.cleanup_ctx.append(_wecom_client)
+    app.cleanup_ctx.append(_deps)
+    app.cleanup_ctx.append(inbox_ctx)
+    app.cleanup_ctx.append(outbox_ctx)
+    app.cleanup_ctx.append(scheduler_ctx_factory(DEPS))
+    api.setup_routes(app)
+    callback.setup(app)
+    return app
+
+
+def _database(shared: AsyncEngine | None):  # type: ignore[no-untyped-def]
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        engine = shared or db.make_engine(settings.database)
+        try:
+            if not await db.is_up_to_date(engine):
+                if not settings.database.auto_migrate:
+                    raise SchemaOutdated(await db.current_revision(engine), db.head_revision())
+                await db.upgrade(engine)
+            app[ENGINE] = engine
+            app[SESSIONS] = db.session_factory(engine)
+            yield
+        finally:
+            if shared is None:
+                await engine.dispose()
+
+    return database
+
+
+async def _wecom_client(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    timeout = aiohttp.ClientTimeout(total=settings.wecom.request_timeout_seconds + 5)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        app[HTTP] = http
+        app[WECOM] = WeComClient(http, settings.wecom, app[CLOCK])
+        yield
+
+
+async def _deps(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    data_dir = Path(settings.server.data_dir)
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    app[DEPS] = Deps(
+        config=settings, sessions=app[SESSIONS], clock=app[CLOCK], data_dir=data_dir, wecom=app[WECOM]
+    )
+    yield

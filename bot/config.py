@@ -1,0 +1,319 @@
+"""Settings: config.toml read once, overlaid with STOREBOT_<SECTION>_<KEY>, validated into frozen objects."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bot.errors import ConfigError
+
+ENV_PREFIX = "STOREBOT_"
+Role = Literal["staff", "manager", "supervisor", "admin"]
+EscalationTarget = Literal["manager", "supervisor", "admin"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    admin_token: SecretStr = SecretStr("change-me")
+    data_dir: str = "data"  # photos and other files the bot keeps; relative to the working directory
+    max_callback_body_bytes: int = Field(64 * 1024, ge=1024)
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///storebot.db"
+    auto_migrate: bool = True
+    echo: bool = False
+    pool_size: int = Field(5, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, v: str) -> str:
+        if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+
+class WeComSettings(_Section):
+    corp_id: str = ""
+    agent_id: int = 1000002
+    secret: SecretStr = SecretStr("")
+    token: SecretStr = SecretStr("")
+    encoding_aes_key: SecretStr = SecretStr("")
+    api_base: str = "https://qyapi.weixin.qq.com"
+    callback_path: str = "/wecom/callback"
+    max_timestamp_skew_seconds: int = Field(300, ge=0)
+    request_timeout_seconds: float = Field(10.0, gt=0)
+    robot_key: SecretStr = SecretStr("")  # optional group-robot webhook key for store-wide notices
+    create_menu: bool = False  # call menu/create at start (scan buttons for 入库/出库/盘点)
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key_length(cls, v: SecretStr) -> SecretStr:
+        raw = v.get_secret_value()
+        if raw and len(raw) != 43:
+            raise ValueError("must be exactly 43 characters")
+        return v
+
+    @field_validator("callback_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with /")
+        return v
+
+
+class PosSettings(_Section):
+    webhook_secret: SecretStr = SecretStr("")
+    max_line_qty: int = Field(10_000, ge=1)  # a single sale line above this is refused as absurd
+
+
+class RulesSettings(_Section):
+    no_movement_days: int = Field(3, ge=1)
+    transfer_receipt_timeout_hours: float = Field(24, gt=0)
+    transfer_approval_remind_hours: float = Field(4, gt=0)
+    transfer_approval_escalate_hours: float = Field(12, gt=0)
+    count_approval_units: int = Field(5, ge=0)  # |counted - system| above this AND above the percent needs approval
+    count_approval_percent: float = Field(20.0, ge=0)
+    accuracy_tolerance_units: int = Field(0, ge=0)  # a counted line within this of system counts as accurate
+    conversation_ttl_minutes: int = Field(10, ge=1)  # how long "scan, then type the quantity" waits
+    evaluate_every_minutes: int = Field(15, ge=1)
+
+
+class EscalationStep(_Section):
+    to: EscalationTarget
+    after_minutes: int = Field(ge=0)
+
+
+def _default_chain() -> tuple[EscalationStep, ...]:
+    return (
+        EscalationStep(to="manager", after_minutes=0),
+        EscalationStep(to="supervisor", after_minutes=120),
+        EscalationStep(to="admin", after_minutes=360),
+    )
+
+
+class AlertSettings(_Section):
+    digest_seconds: int = Field(300, ge=0)
+    quiet_hours: str = "22:00-08:00"
+    critical_kinds: tuple[str, ...] = ("negative_stock",)
+    escalation: dict[str, tuple[EscalationStep, ...]] = Field(default_factory=lambda: {"default": _default_chain()})
+    digest_max_items: int = Field(8, ge=1, le=6 * 10)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, v: str) -> str:
+        if v:
+            parse_quiet_hours(v)
+        return v
+
+    def quiet_window(self) -> tuple[time, time] | None:
+        return parse_quiet_hours(self.quiet_hours) if self.quiet_hours else None
+
+    def chain_for(self, kind: str) -> tuple[EscalationStep, ...]:
+        return self.escalation.get(kind) or self.escalation.get("default") or _default_chain()
+
+
+class TaskRulesSettings(_Section):
+    remind_before_minutes: int = Field(15, ge=0)
+    overdue_notify_after_minutes: int = Field(15, ge=0)
+    location_window_minutes: int = Field(30, ge=1)
+    default_geofence_meters: int = Field(300, ge=0)  # 0 = no geofence check
+    improvement_plan_due_days: int = Field(2, ge=1)
+    cycle_count_size: int = Field(10, ge=1)
+    push_jitter_seconds: int = Field(90, ge=0)  # WeCom asks not to send exactly at :00 / :30
+
+
+class TaskTemplate(_Section):
+    key: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    title: str = Field(min_length=1, max_length=64)
+    schedule: str  # cron, store-local
+    assignee_role: Literal["staff", "manager"] = "staff"
+    proof: Literal["photo", "count", "confirm", "text"] = "confirm"
+    due_minutes: int = Field(60, ge=1)
+    points: int = Field(10, ge=0)
+    body: str = ""
+    stores: tuple[str, ...] = ()  # empty = every store (narrowed by regions if given)
+    regions: tuple[str, ...] = ()
+    geofence_meters: int | None = Field(None, ge=0)
+    count_skus: int | None = Field(None, ge=1)  # count tasks: size of the cycle-count set
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v)
+        except ValueError as err:
+            raise ValueError(f"not a 5-field cron expression: {err}") from err
+        return v
+
+
+class OutboxSettings(_Section):
+    max_attempts: int = Field(8, ge=1)
+    batch_size: int = Field(50, ge=1)
+    concurrency: int = Field(8, ge=1)
+    per_member_per_minute: int = Field(30, ge=1)
+    per_member_per_hour: int = Field(1000, ge=1)
+    robot_per_minute: int = Field(20, ge=1)
+    duplicate_check_interval_seconds: int = Field(1800, ge=1, le=4 * 3600)
+    lease_seconds: int = Field(60, ge=5)
+    poll_seconds: float = Field(1.0, gt=0)
+    backoff_base_seconds: float = Field(1.0, gt=0)
+    backoff_max_seconds: float = Field(300.0, gt=0)
+
+
+class SchedulerSettings(_Section):
+    enabled: bool = True
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    wecom: WeComSettings = WeComSettings()
+    pos: PosSettings = PosSettings()
+    rules: RulesSettings = RulesSettings()
+    alerts: AlertSettings = AlertSettings()
+    task_rules: TaskRulesSettings = TaskRulesSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    tasks: tuple[TaskTemplate, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_task_keys(self) -> Settings:
+        seen: set[str] = set()
+        for t in self.tasks:
+            if t.key in seen:
+                raise ValueError(f"tasks: duplicate key {t.key!r}")
+            seen.add(t.key)
+        return self
+
+    def template(self, key: str) -> TaskTemplate | None:
+        return next((t for t in self.tasks if t.key == key), None)
+
+    def require_for_serve(self) -> None:
+        """The production server cannot talk to WeCom without these; say which one is missing."""
+        required = {
+            "wecom.corp_id": self.wecom.corp_id,
+            "wecom.secret": self.wecom.secret.get_secret_value(),
+            "wecom.token": self.wecom.token.get_secret_value(),
+            "wecom.encoding_aes_key": self.wecom.encoding_aes_key.get_secret_value(),
+        }
+        for key, value in required.items():
+            if not value:
+                raise ConfigError(key, "is required by `storebot serve` and is empty")
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redaction filter."""
+        values = [
+            self.server.admin_token,
+            self.wecom.secret,
+            self.wecom.token,
+            self.wecom.encoding_aes_key,
+            self.wecom.robot_key,
+            self.pos.webhook_secret,
+        ]
+        out = [v.get_secret_value() for v in values if len(v.get_secret_value()) >= 4]
+        password = re.search(r"://[^:/@]+:([^@]+)@", self.database.url)
+        if password:
+            out.append(password.group(1))
+        return out
+
+
+def parse_quiet_hours(value: str) -> tuple[time, time]:
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
+    if not m:
+        raise ValueError('expected "HH:MM-HH:MM", e.g. "22:00-08:00"')
+    h1, m1, h2, m2 = (int(x) for x in m.groups())
+    try:
+        return time(h1, m1), time(h2, m2)
+    except ValueError as err:
+        raise ValueError(f"bad time: {err}") from err
+
+
+def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, list[str]]:
+    """Apply STOREBOT_<SECTION>_<KEY> over the file's values; return which keys came from the environment."""
+    applied: dict[str, list[str]] = {}
+    for section_name, field in Settings.model_fields.items():
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for key in model.model_fields:
+            var = f"{ENV_PREFIX}{section_name}_{key}".upper()
+            if var not in env:
+                continue
+            raw = env[var]
+            value: Any = raw
+            if raw[:1] in "[{":
+                try:
+                    value = json.loads(raw)
+                except json.JSONDecodeError:
+                    value = raw
+            section = data.setdefault(section_name, {})
+            if not isinstance(section, dict):
+                raise ConfigError(section_name, "must be a table")
+            section[key] = value
+            applied.setdefault(f"{section_name}.{key}", []).append(var)
+    return applied
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the config file (if any), overlay the environment and validate; ConfigError names the bad key."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            with p.open("rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError as err:
+            raise ConfigError("--config", f"file not found: {p}") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(str(p), f"not valid TOML: {err}") from err
+    from_env = _env_overrides(data, env)
+    return settings_from_dict(data, from_env)
+
+
+def settings_from_dict(data: dict[str, Any], from_env: dict[str, list[str]] | None = None) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "config"
+        origin = (from_env or {}).get(".".join(str(p) for p in first["loc"][:2]))
+        where = f" (from {origin[0]})" if origin else ""
+        raise ConfigError(key, f"{first['msg']}{where}") from err
+
+
+def resolve_config_path(cli_value: str | None, env: Mapping[str, str] | None = None) -> Path | None:
+    """--config, else STOREBOT_CONFIG, else ./config.toml (None when that default does not exist)."""
+    env = os.environ if env is None else env
+    if cli_value:
+        return Path(cli_value)
+    if env.get("STOREBOT_CONFIG"):
+        return Path(env["STOREBOT_CONFIG"])
+    default = Path("config.toml")
+    return default if default.exists() else None

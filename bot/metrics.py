@@ -1,0 +1,48 @@
+"""Prometheus metrics: process counters in a per-app registry, plus gauges read from the database at scrape."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.inbox import InboundEvent
+from models.outbox import OutboundMessage
+
+
+class Metrics:
+    """One registry per app, so two apps in one process (tests, multi-instance) never collide."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.callbacks = Counter("storebot_callbacks", "WeCom callbacks by outcome", ["outcome"], registry=r)
+        self.callback_seconds = Histogram(
+            "storebot_callback_ack_seconds", "Time to answer a WeCom callback", registry=r
+        )
+        self.events_processed = Counter(
+            "storebot_events_processed", "Inbound events handled by outcome", ["outcome"], registry=r
+        )
+        self.outbox_sends = Counter(
+            "storebot_outbox_sends", "Outbox send attempts by outcome", ["outcome"], registry=r
+        )
+        self.pos_sales = Counter("storebot_pos_sales", "POS sales by outcome", ["outcome"], registry=r)
+        self.outbox_state = Gauge("storebot_outbox_messages", "Outbox rows by state", ["state"], registry=r)
+        self.inbox_state = Gauge("storebot_inbox_events", "Inbox rows by state", ["state"], registry=r)
+        self.store_gauges = Gauge(
+            "storebot_store_metric", "Per-store loop effect (accuracy, slow-moving share, ...)",
+            ["store", "metric"], registry=r,
+        )
+
+    async def refresh(self, session: AsyncSession) -> None:
+        """Read the gauges that live in the database."""
+        self.outbox_state.clear()
+        for state, n in await session.execute(
+            select(OutboundMessage.state, func.count()).group_by(OutboundMessage.state)
+        ):
+            self.outbox_state.labels(state).set(n)
+        self.inbox_state.clear()
+        for state, n in await session.execute(select(InboundEvent.state, func.count()).group_by(InboundEvent.state)):
+            self.inbox_state.labels(state).set(n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,140 @@
+"""The durable outbox: every message to WeCom is a row first, written in the same transaction as its cause.
+
+Domain code calls `enqueue()` (or the send_* helpers) inside its own transaction; the outbox worker in
+bot/outbox.py claims due rows, sends them and records the answer. A dedupe_key makes enqueueing idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, String, Text, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, dialect_name
+
+# channel: how the payload is delivered
+#   app          message/send to one member (recipient = userid)
+#   appchat      appchat/send to a group chat (recipient = chatid)
+#   webhook      group robot webhook/send (recipient = robot key)
+#   card_update  message/update_template_card (recipient = userid; payload has response_code)
+CHANNELS = ("app", "appchat", "webhook", "card_update")
+STATES = ("pending", "sending", "sent", "failed", "cancelled")
+
+
+class OutboundMessage(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(128), index=True)
+    msgtype: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]  # the msgtype's body, e.g. {"content": "..."} or a template_card dict
+    dedupe_key: Mapped[str | None] = mapped_column(String(191), unique=True)
+    card_task_id: Mapped[str | None] = mapped_column(String(128), index=True)  # template_card.task_id
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    msgid: Mapped[str | None] = mapped_column(String(128))
+    response_code: Mapped[str | None] = mapped_column(String(256))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    channel: str,
+    recipient: str,
+    msgtype: str,
+    payload: dict[str, Any],
+    now: datetime,
+    dedupe_key: str | None = None,
+    not_before: datetime | None = None,
+) -> int | None:
+    """Queue one message in the caller's transaction. Returns its id, or None if dedupe_key was already queued."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown outbox channel {channel!r}")
+    card_task_id = payload.get("task_id") if msgtype == "template_card" else None
+    values = {
+        "channel": channel,
+        "recipient": recipient,
+        "msgtype": msgtype,
+        "payload": payload,
+        "dedupe_key": dedupe_key,
+        "card_task_id": card_task_id,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "created_at": now,
+    }
+    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    stmt = insert(OutboundMessage).values(**values)
+    if dedupe_key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    result = await session.execute(stmt.returning(OutboundMessage.id))
+    return result.scalar_one_or_none()
+
+
+async def send_text(
+    session: AsyncSession, userid: str, text: str, *, now: datetime, dedupe_key: str | None = None,
+    not_before: datetime | None = None,
+) -> int | None:
+    return await enqueue(
+        session, channel="app", recipient=userid, msgtype="text", payload={"content": text}, now=now,
+        dedupe_key=dedupe_key, not_before=not_before,
+    )
+
+
+async def send_markdown(
+    session: AsyncSession, userid: str, text: str, *, now: datetime, dedupe_key: str | None = None,
+    not_before: datetime | None = None,
+) -> int | None:
+    return await enqueue(
+        session, channel="app", recipient=userid, msgtype="markdown", payload={"content": text}, now=now,
+        dedupe_key=dedupe_key, not_before=not_before,
+    )
+
+
+async def send_card(
+    session: AsyncSession, userid: str, card: dict[str, Any], *, now: datetime, dedupe_key: str | None = None,
+    not_before: datetime | None = None,
+) -> int | None:
+    """Queue a template_card (see bot/cards.py for building one) to one member."""
+    return await enqueue(
+        session, channel="app", recipient=userid, msgtype="template_card", payload=card, now=now,
+        dedupe_key=dedupe_key, not_before=not_before,
+    )
+
+
+async def update_card_button(
+    session: AsyncSession, userid: str, response_code: str, replace_name: str, *, now: datetime,
+) -> int | None:
+    """Queue message/update_template_card that greys the clicked card's buttons with replace_name."""
+    return await enqueue(
+        session, channel="card_update", recipient=userid, msgtype="button",
+        payload={"response_code": response_code, "button": {"replace_name": replace_name}}, now=now,
+        dedupe_key=f"card-update:{response_code}",
+    )
+
+
+async def send_to_chat(
+    session: AsyncSession, chatid: str, msgtype: str, payload: dict[str, Any], *, now: datetime,
+    dedupe_key: str | None = None,
+) -> int | None:
+    return await enqueue(
+        session, channel="appchat", recipient=chatid, msgtype=msgtype, payload=payload, now=now,
+        dedupe_key=dedupe_key,
+    )
+
+
+async def latest_card(session: AsyncSession, card_task_id: str) -> OutboundMessage | None:
+    stmt = select(OutboundMessage).where(OutboundMessage.card_task_id == card_task_id)
+    return (await session.execute(stmt.order_by(OutboundMessage.id.desc()).limit(1))).scalar_one_or_none()

@@ -1,0 +1,3 @@
+"""Task instances per (template, store, period): proofs, reminders, missed stocktakes."""
+
+from __future__ import annotations

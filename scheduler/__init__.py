@@ -1,0 +1,68 @@
+"""APScheduler wiring: every job is a plain async function of Deps with a stable id, registered here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.deps import Deps
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[Deps], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: Job
+    trigger: BaseTrigger
+
+
+def job_specs(deps: Deps) -> list[JobSpec]:
+    """Every scheduled job; each is idempotent (unique constraints), so two server processes may both run it."""
+    from scheduler import stock_jobs, task_jobs, transfer_jobs
+
+    specs: list[JobSpec] = []
+    for module in (stock_jobs, transfer_jobs, task_jobs):
+        specs.extend(module.jobs(deps))
+    return specs
+
+
+def every(minutes: float) -> IntervalTrigger:
+    return IntervalTrigger(minutes=minutes)
+
+
+async def _run(spec: JobSpec, deps: Deps) -> None:
+    try:
+        await spec.func(deps)
+    except Exception:
+        log.exception("scheduled job %s failed; it runs again at its next time", spec.id)
+
+
+def scheduler_ctx_factory(deps_key: web.AppKey[Deps]) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+        deps = app[deps_key]
+        if not deps.config.scheduler.enabled:
+            yield
+            return
+        sched = AsyncIOScheduler(timezone="UTC")
+        for spec in job_specs(deps):
+            sched.add_job(
+                _run, spec.trigger, args=(spec, deps), id=spec.id, replace_existing=True,
+                coalesce=True, max_instances=1, misfire_grace_time=300,
+            )
+        sched.start()
+        log.info("scheduler started with %d jobs", len(sched.get_jobs()))
+        try:
+            yield
+        finally:
+            sched.shutdown(wait=False)
+
+    return scheduler_ctx

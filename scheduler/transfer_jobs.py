@@ -1,0 +1,14 @@
+"""Transfer jobs: approval reminders and overdue-receipt escalation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.deps import Deps
+
+if TYPE_CHECKING:
+    from scheduler import JobSpec
+
+
+def jobs(deps: Deps) -> list[JobSpec]:
+    return []

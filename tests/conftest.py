@@ -1,0 +1,226 @@
+"""Shared fixtures: a real database (SQLite, or PostgreSQL when STOREBOT_TEST_PG_URL is set), a fake clock,
+settings, the real app under aiohttp's test client, and a seeded sample chain."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+import models
+from bot.app import create_app
+from bot.clock import FakeClock
+from bot.config import DatabaseSettings, Settings, settings_from_dict
+from bot.db import make_engine, session_factory, upgrade
+from bot.deps import Deps
+from models.base import Base
+from tests.factories import Chain, seed_chain
+
+_ = models
+PG_URL = os.environ.get("STOREBOT_TEST_PG_URL", "")
+TEST_CORP_ID = "wwtestcorp0001"
+TEST_TOKEN = "storebotTestToken"
+TEST_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters
+TEST_SECRET = "sandbox-secret"
+TEST_ADMIN_TOKEN = "test-admin-token"
+TEST_POS_SECRET = "pos-secret"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if PG_URL:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set STOREBOT_TEST_PG_URL")
+    for item in items:
+        if "pg" in item.keywords:
+            item.add_marker(skip)
+
+
+_skipped_required: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and (
+        (PG_URL and "pg" in report.keywords)
+        or (os.environ.get("STOREBOT_TEST_REQUIRE_BROWSER") and "browser" in report.keywords)
+    ):
+        _skipped_required.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped_required:
+        print(f"\nFAILED: {len(_skipped_required)} test(s) that this run requires were skipped:")
+        for nodeid in _skipped_required:
+            print(f"  {nodeid}")
+        session.exitstatus = 1
+
+
+async def _create_pg_database(base_url: str, name: str) -> str:
+    import asyncpg
+
+    dsn = base_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    head, _, _ = base_url.rpartition("/")
+    return f"{head}/{name}"
+
+
+async def _drop_pg_database(base_url: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(base_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _create_schema(url: str) -> None:
+    """Migrations to head, then create_all for anything a migration does not cover yet (tables added while a
+    change is in progress); tests/test_migrations.py fails until the migrations alone match the models."""
+    engine = make_engine(DatabaseSettings(url=url))
+    await upgrade(engine)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One database per test session, schema from the models (tests/test_migrations.py checks the migrations
+    produce the same schema)."""
+    if PG_URL:
+        name = f"storebot_t_{uuid.uuid4().hex[:10]}"
+        url = asyncio.run(_create_pg_database(PG_URL, name))
+        asyncio.run(_create_schema(url))
+        yield url
+        asyncio.run(_drop_pg_database(PG_URL, name))
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'storebot.db'}"
+        asyncio.run(_create_schema(url))
+        yield url
+
+
+async def _wipe(engine: AsyncEngine) -> None:
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != "alembic_version"]
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for t in tables:
+                await conn.execute(t.delete())
+            await conn.execute(text("DELETE FROM sqlite_sequence")) if await _has_sqlite_sequence(conn) else None
+
+
+async def _has_sqlite_sequence(conn: Any) -> bool:
+    row = await conn.execute(text("SELECT name FROM sqlite_master WHERE name = 'sqlite_sequence'"))
+    return row.first() is not None
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """A fresh engine on the session's database, emptied before the test."""
+    eng = make_engine(DatabaseSettings(url=db_url))
+    await _wipe(eng)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for tests: the test database, known WeCom credentials, scheduler off; override by section."""
+
+    def make(**sections: dict[str, Any]) -> Settings:
+        data: dict[str, Any] = {
+            "server": {"admin_token": TEST_ADMIN_TOKEN, "data_dir": str(tmp_path / "data"), "port": 0},
+            "database": {"url": db_url},
+            "wecom": {
+                "corp_id": TEST_CORP_ID,
+                "secret": TEST_SECRET,
+                "token": TEST_TOKEN,
+                "encoding_aes_key": TEST_AES_KEY,
+                "api_base": "http://127.0.0.1:9",  # nothing listens: tests that send start a sandbox
+            },
+            "pos": {"webhook_secret": TEST_POS_SECRET},
+            "scheduler": {"enabled": False},
+            "alerts": {"quiet_hours": ""},
+        }
+        for name, values in sections.items():
+            if isinstance(values, dict):
+                data.setdefault(name, {}).update(values)
+            else:
+                data[name] = values
+        return settings_from_dict(data)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def deps(settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: FakeClock, tmp_path: Path) -> Deps:
+    """Dependencies for calling domain functions and jobs directly (no WeCom client)."""
+    return Deps(config=settings, sessions=sessions, clock=clock, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+async def chain(sessions: async_sessionmaker[AsyncSession]) -> Chain:
+    """The sample chain: 2 regions, 4 stores, staff with every role, 5 SKUs, stock."""
+    async with sessions() as session, session.begin():
+        return await seed_chain(session)
+
+
+AppClient = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def make_client(
+    engine: AsyncEngine, clock: FakeClock, settings: Settings
+) -> AsyncIterator[Callable[..., Awaitable[AppClient]]]:
+    """Start the real app (create_app) on a real port over the test database; several may run at once."""
+    clients: list[AppClient] = []
+
+    async def make(custom: Settings | None = None) -> AppClient:
+        app = create_app(custom or settings, clock=clock, engine=engine)
+        client: AppClient = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        await c.close()
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Awaitable[AppClient]]) -> AppClient:
+    return await make_client()
+
+
+def auth(token: str = TEST_ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
