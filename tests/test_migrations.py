@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any
 
@@ -40,4 +39,3 @@ async def test_empty_to_head_matches_models(tmp_path: Any) -> None:
         await engine.dispose()
         if name:
             await _drop_pg_database(PG_URL, name)
-    assert os.path.exists(tmp_path) or PG_URL
