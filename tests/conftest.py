@@ -224,3 +224,6 @@ async def client(make_client: Callable[..., Awaitable[AppClient]]) -> AppClient:
 
 def auth(token: str = TEST_ADMIN_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+from tests.fixtures_sandbox import *  # noqa: E402, F403  (the sandbox and harness fixtures)
