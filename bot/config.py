@@ -68,6 +68,12 @@ class WeComSettings(_Section):
     request_timeout_seconds: float = Field(10.0, gt=0)
     robot_key: SecretStr = SecretStr("")  # optional group-robot webhook key for store-wide notices
     create_menu: bool = False  # call menu/create at start (scan buttons for 入库/出库/盘点)
+    # client retries inside one call (-1, 45033, HTTP 5xx, timeouts): attempts, full-jitter backoff base and cap
+    retry_attempts: int = Field(4, ge=1, le=10)
+    retry_base_seconds: float = Field(0.2, gt=0)
+    retry_max_seconds: float = Field(3.0, gt=0)
+    token_margin_seconds: int = Field(300, ge=0)  # refresh the access token this long before it expires
+    rate_limit_wait_seconds: float = Field(60.0, gt=0)  # 45009: WeCom blocks for the rest of the window
 
     @field_validator("encoding_aes_key")
     @classmethod
@@ -95,6 +101,8 @@ class RulesSettings(_Section):
     transfer_receipt_timeout_hours: float = Field(24, gt=0)
     transfer_approval_remind_hours: float = Field(4, gt=0)
     transfer_approval_escalate_hours: float = Field(12, gt=0)
+    transfer_receipt_admin_hours: float = Field(24, gt=0)  # after the supervisor was told, this long → the admin
+    transfer_check_minutes: float = Field(10, gt=0)  # how often the transfer reminders / escalations are checked
     count_approval_units: int = Field(5, ge=0)  # |counted - system| above this AND above the percent needs approval
     count_approval_percent: float = Field(20.0, ge=0)
     accuracy_tolerance_units: int = Field(0, ge=0)  # a counted line within this of system counts as accurate
@@ -174,7 +182,7 @@ class TaskTemplate(_Section):
 
 class OutboxSettings(_Section):
     max_attempts: int = Field(8, ge=1)
-    batch_size: int = Field(50, ge=1)
+    batch_size: int = Field(500, ge=1)  # rows per claim; a slow batch renews its lease while it sends
     concurrency: int = Field(8, ge=1)
     per_member_per_minute: int = Field(30, ge=1)
     per_member_per_hour: int = Field(1000, ge=1)
@@ -184,10 +192,20 @@ class OutboxSettings(_Section):
     poll_seconds: float = Field(1.0, gt=0)
     backoff_base_seconds: float = Field(1.0, gt=0)
     backoff_max_seconds: float = Field(300.0, gt=0)
+    background: bool = True  # run the sending loop in the server; tests turn it off and call drain()
+    card_update_max_age_hours: float = Field(72.0, gt=0)  # a response_code older than this is not used
 
 
 class SchedulerSettings(_Section):
     enabled: bool = True
+
+
+class InboxSettings(_Section):
+    workers: int = Field(1, ge=0, le=32)  # 0 = accept-only instance: store callbacks, process nothing
+    max_attempts: int = Field(5, ge=1)  # then the event is marked failed and logged
+    poll_seconds: float = Field(1.0, gt=0)  # the loop also wakes at once when a callback is stored
+    backoff_base_seconds: float = Field(2.0, gt=0)
+    backoff_max_seconds: float = Field(300.0, gt=0)
 
 
 class Settings(_Section):
@@ -200,6 +218,7 @@ class Settings(_Section):
     task_rules: TaskRulesSettings = TaskRulesSettings()
     outbox: OutboxSettings = OutboxSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    inbox: InboxSettings = InboxSettings()
     tasks: tuple[TaskTemplate, ...] = ()
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.inbox import InboundEvent
 from models.outbox import OutboundMessage
+from models.task import TaskInstance
 
 
 class Metrics:
@@ -28,6 +29,7 @@ class Metrics:
         self.pos_sales = Counter("storebot_pos_sales", "POS sales by outcome", ["outcome"], registry=r)
         self.outbox_state = Gauge("storebot_outbox_messages", "Outbox rows by state", ["state"], registry=r)
         self.inbox_state = Gauge("storebot_inbox_events", "Inbox rows by state", ["state"], registry=r)
+        self.task_state = Gauge("storebot_task_instances", "Task instances by state", ["state"], registry=r)
         self.store_gauges = Gauge(
             "storebot_store_metric", "Per-store loop effect (accuracy, slow-moving share, ...)",
             ["store", "metric"], registry=r,
@@ -43,6 +45,9 @@ class Metrics:
         self.inbox_state.clear()
         for state, n in await session.execute(select(InboundEvent.state, func.count()).group_by(InboundEvent.state)):
             self.inbox_state.labels(state).set(n)
+        self.task_state.clear()
+        for state, n in await session.execute(select(TaskInstance.state, func.count()).group_by(TaskInstance.state)):
+            self.task_state.labels(state).set(n)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

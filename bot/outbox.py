@@ -1,15 +1,385 @@
-"""The outbox worker: claims due rows, sends them through the WeCom client, records the answer."""
+"""The outbox worker: claims due rows, sends them through the WeCom client, records the answer.
+
+Each drain first puts back rows whose lease ran out (a crashed worker). Claiming is one short transaction: due rows
+are locked with FOR UPDATE SKIP LOCKED (PostgreSQL; on SQLite bot/db.py's BEGIN IMMEDIATE serialises writers),
+checked against the per-recipient budgets and leased (state 'sending', claimed_by, claimed_until). Sending happens
+outside any transaction; the answers are written back in one transaction per batch, guarded by claimed_by so a
+worker that lost its lease cannot overwrite another's result. A resend after a crash is harmless: app messages
+carry enable_duplicate_check, so WeCom does not deliver identical JSON twice inside the window.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import OutboxSettings
+from bot.deps import Deps
+from bot.errors import WeComAPIError, WeComConnectionError
+from bot.keys import DEPS, METRICS, OUTBOX, WECOM
+from bot.metrics import Metrics
+from bot.outbox_budgets import Budgets, Claimed
+from bot.wecom.client import TOKEN_ERRORS, TRANSIENT_ERRORS, WeComClient, WeComRateLimited
+from models.base import UTCDateTime
+from models.outbox import OutboundMessage
+
+log = logging.getLogger(__name__)
+
+# Errors about our configuration, not about the message: retried with backoff (the admin may fix the config)
+# until max_attempts, instead of failing every queued message at once.
+CONFIG_ERRORS = frozenset({40001, 40013, 40056, 48002, 60011, 60020})
+RETRYABLE_ERRORS = TRANSIENT_ERRORS | TOKEN_ERRORS | CONFIG_ERRORS
+
+
+class BadRow(ValueError):
+    """A row that can never be sent as it stands (a bug in whoever queued it): failed at once, not retried."""
+
+
+def backoff_seconds(attempts: int, settings: OutboxSettings) -> float:
+    """Delay before try attempts+1: capped exponential with equal jitter (never 0, so a drain moves on)."""
+    cap = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2.0 ** max(attempts - 1, 0))
+    return cap / 2 + random.uniform(0, cap / 2)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: int
+    label: str  # sent | retry | rate_limited | failed | dead_letter
+    values: dict[str, Any]
+
+
+class RecentSends:
+    """Identical app messages this process sent lately. WeCom's duplicate check is meant for a resend of one row
+    after a crash; a second row with the same text (a user asking `库存 A001` twice) must still arrive, so it is
+    sent with the check off."""
+
+    def __init__(self, window: timedelta) -> None:
+        self._window = window
+        self._sent: dict[tuple[str, str], tuple[int, datetime]] = {}
+
+    def other_row_sent(self, row_id: int, content: tuple[str, str], now: datetime) -> bool:
+        seen = self._sent.get(content)
+        return seen is not None and seen[0] != row_id and now - seen[1] < self._window
+
+    def record(self, row_id: int, content: tuple[str, str], now: datetime) -> None:
+        if len(self._sent) > 10_000:
+            self._sent = {k: v for k, v in self._sent.items() if now - v[1] < self._window}
+        self._sent[content] = (row_id, now)
 
 
 class OutboxWorker:
-    """Placeholder until the WeCom-edge issue lands."""
+    """`drain()` sends every row due now (by the app's clock); `start()` runs the same as a background loop."""
+
+    def __init__(self, deps: Deps, client: WeComClient, metrics: Metrics, *, name: str | None = None) -> None:
+        self.deps = deps
+        self.client = client
+        self.metrics = metrics
+        self.settings = deps.config.outbox
+        self.name = (name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}")[:64]
+        self.budgets = Budgets(self.settings)
+        self.recent = RecentSends(timedelta(seconds=self.settings.duplicate_check_interval_seconds))
+        self._wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Rows were queued: send them now instead of at the next poll."""
+        self._wakeup.set()
+
+    async def drain(self) -> int:
+        """Claim and send batches until nothing is due; return how many rows were attempted.
+
+        Claiming runs ahead of sending: the next batch is claimed as soon as every row of the one before has
+        started, all sends share one `concurrency` limit, and answers are recorded in the background, so the
+        wire does not idle on database work."""
+        attempted = 0
+        limit = asyncio.Semaphore(self.settings.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        waiting: set[asyncio.Future[None]] = set()  # one per batch with rows not yet started
+        await self.recover_expired_leases()
+        try:
+            while True:
+                batch, deferred = await self.claim()
+                if not batch and not deferred:
+                    break
+                if batch:
+                    attempted += len(batch)
+                    started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    waiting.add(started)
+                    tasks.add(asyncio.create_task(self._process(batch, limit, started)))
+                while len(waiting) >= _BATCHES_AHEAD or (waiting and not batch):
+                    _, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for task in [t for t in tasks if t.done()]:
+                    tasks.discard(task)
+                    task.result()  # a batch that could not record its answers stops the drain
+            while tasks:
+                done, tasks = await asyncio.wait(tasks)
+                for task in done:
+                    task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return attempted
+
+    async def _process(self, batch: list[Claimed], limit: asyncio.Semaphore, started: asyncio.Future[None]) -> None:
+        left = len(batch)
+
+        async def one(row: Claimed) -> Outcome:
+            nonlocal left
+            async with limit:
+                left -= 1
+                if not left and not started.done():
+                    started.set_result(None)
+                return await self.send(row)
+
+        keeper = asyncio.create_task(self._keep_leases([r.id for r in batch]))
+        try:
+            outcomes = await asyncio.gather(*(one(row) for row in batch))
+        finally:
+            if not started.done():
+                started.set_result(None)
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+        await self._record(outcomes)
+
+    async def _keep_leases(self, ids: list[int]) -> None:
+        """A slow batch (WeCom timing out, retries) renews its lease every third of it, so no other worker takes
+        its rows mid-send; only a dead worker's leases run out."""
+        t, lease = _TABLE, timedelta(seconds=self.settings.lease_seconds)
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            async with self.deps.sessions() as session, session.begin():
+                await session.execute(
+                    update(t).where(t.c.id.in_(ids), t.c.claimed_by == self.name, t.c.state == "sending")
+                    .values(claimed_until=self.deps.clock.now() + lease)
+                )
+
+    async def recover_expired_leases(self) -> int:
+        """Rows leased by a worker that died (its lease ran out) go back to pending, due now."""
+        t, now = _TABLE, self.deps.clock.now()
+        async with self.deps.sessions() as session, session.begin():
+            conn = await session.connection()
+            recovered = (await conn.execute(
+                update(t)
+                .where(t.c.state == "sending", t.c.claimed_until < now)
+                .values(state="pending", next_attempt_at=now, claimed_by=None, claimed_until=None)
+            )).rowcount
+        if recovered > 0:
+            log.warning("outbox: %d rows of a worker whose lease ran out are queued again", recovered)
+        return max(recovered, 0)
+
+    async def claim(self) -> tuple[list[Claimed], int]:
+        """Lease up to batch_size due rows; rows over a budget are deferred instead (returned as a count)."""
+        s = self.settings
+        now = self.deps.clock.now()
+        m, t = OutboundMessage, _TABLE
+        async with self.deps.sessions() as session, session.begin():
+            stmt = (
+                select(m.id, m.channel, m.recipient, m.msgtype, m.payload, m.attempts, m.created_at)
+                .where(m.state == "pending", m.next_attempt_at <= now)
+                .order_by(m.next_attempt_at, m.id)
+                .limit(s.batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            rows = [Claimed(*row) for row in await session.execute(stmt)]
+            if not rows:
+                return [], 0
+            rows, stale = await self._split_stale_card_updates(session, rows, now)
+            sendable, later = await self.budgets.apply(session, rows, now)
+            if stale:
+                await session.execute(
+                    update(t).where(t.c.id.in_([r.id for r in stale]))
+                    .values(state="failed", claimed_by=self.name, last_error=(
+                        f"response_code older than {s.card_update_max_age_hours:g} h: WeCom no longer accepts "
+                        "it; send a new card instead"))
+                )
+            if later:
+                await session.execute(
+                    update(t).where(t.c.id == bindparam("_id"))
+                    .values(next_attempt_at=bindparam("_next", type_=UTCDateTime())),
+                    [{"_id": r.id, "_next": when} for r, when in later],
+                )
+            if sendable:
+                await session.execute(
+                    update(t).where(t.c.id.in_([r.id for r in sendable]))
+                    .values(state="sending", claimed_by=self.name,
+                            claimed_until=now + timedelta(seconds=s.lease_seconds))
+                )
+        for label, n in (("failed", len(stale)), ("deferred", len(later))):
+            if n:
+                self.metrics.outbox_sends.labels(label).inc(n)
+        return sendable, len(later) + len(stale)
+
+    async def _split_stale_card_updates(
+        self, session: AsyncSession, rows: list[Claimed], now: datetime
+    ) -> tuple[list[Claimed], list[Claimed]]:
+        """A response_code works within 72 h of being issued: at the click (the update row was queued then) or
+        at the card's own send (its outbox row kept the code). Older ones fail here, before any call."""
+        updates = [r for r in rows if r.channel == "card_update"]
+        if not updates:
+            return rows, []
+        codes = {str(r.payload.get("response_code", "")) for r in updates}
+        issued = {
+            row[0]: row[1]
+            for row in await session.execute(
+                select(OutboundMessage.response_code, OutboundMessage.sent_at)
+                .where(OutboundMessage.response_code.in_(codes), OutboundMessage.sent_at.is_not(None))
+            )
+        }
+        max_age = timedelta(hours=self.settings.card_update_max_age_hours)
+        stale: list[Claimed] = []
+        for r in updates:
+            origin = min(t for t in (r.created_at, issued.get(str(r.payload.get("response_code")))) if t is not None)
+            if now - origin > max_age:
+                stale.append(r)
+        stale_ids = {r.id for r in stale}
+        return [r for r in rows if r.id not in stale_ids], stale
+
+    async def send(self, row: Claimed) -> Outcome:
+        """Deliver one leased row and describe what to write back (never raises for a WeCom failure)."""
+        values: dict[str, Any] = {"msgid": None, "response_code": None, "sent_at": None, "last_error": None}
+        try:
+            msgid, response_code, note = await self._deliver(row)
+        except WeComRateLimited as err:
+            # Not the message's fault and not an attempt: wait out the window.
+            when = self.deps.clock.now() + timedelta(seconds=err.retry_after_seconds)
+            return Outcome(row.id, "rate_limited", _pending(values, row.attempts, when, str(err)))
+        except (WeComAPIError, BadRow) as err:
+            if isinstance(err, BadRow) or err.errcode not in RETRYABLE_ERRORS:
+                log.warning("outbox %s to %s failed for good: %s", row.id, row.channel, err)
+                return Outcome(row.id, "failed", {**values, "state": "failed", "attempts": row.attempts + 1,
+                                                  "next_attempt_at": None, "last_error": str(err)[:2000]})
+            return self._retry(row, values, str(err))
+        except WeComConnectionError as err:
+            return self._retry(row, values, str(err))
+        except Exception as err:  # a bad payload or a bug must not stop the batch: retried, then dead-lettered
+            log.exception("outbox %s: unexpected error", row.id)
+            return self._retry(row, values, f"{type(err).__name__}: {err}")
+        values.update(msgid=msgid, response_code=response_code, sent_at=self.deps.clock.now(), last_error=note)
+        return Outcome(row.id, "sent", {**values, "state": "sent", "attempts": row.attempts + 1,
+                                        "next_attempt_at": None})
+
+    def _retry(self, row: Claimed, values: dict[str, Any], error: str) -> Outcome:
+        attempts = row.attempts + 1
+        if attempts >= self.settings.max_attempts:
+            log.error("outbox %s to %s dead-lettered after %d attempts: %s", row.id, row.channel, attempts, error)
+            return Outcome(row.id, "dead_letter", {**values, "state": "failed", "attempts": attempts,
+                                                   "next_attempt_at": None, "last_error": error[:2000]})
+        when = self.deps.clock.now() + timedelta(seconds=backoff_seconds(attempts, self.settings))
+        return Outcome(row.id, "retry", _pending(values, attempts, when, error))
+
+    async def _deliver(self, row: Claimed) -> tuple[str | None, str | None, str | None]:
+        """Call the API for the row's channel; returns (msgid, response_code, note)."""
+        p = row.payload
+        if row.channel == "app":
+            body: dict[str, Any] = {"touser": row.recipient, "msgtype": row.msgtype, row.msgtype: p}
+            content = (row.recipient, json.dumps(body, sort_keys=True, ensure_ascii=False))
+            now = self.deps.clock.now()
+            check = not self.recent.other_row_sent(row.id, content, now)
+            result = await self.client.send_message({
+                **body,
+                "enable_duplicate_check": 1 if check else 0,
+                "duplicate_check_interval": self.settings.duplicate_check_interval_seconds,
+            })
+            self.recent.record(row.id, content, now)
+            note = f"invalid users: {'|'.join(result.invalid_users)}" if result.invalid_users else None
+            return result.msgid, result.response_code, note
+        if row.channel == "appchat":
+            await self.client.appchat_send({"chatid": row.recipient, "msgtype": row.msgtype, row.msgtype: p})
+        elif row.channel == "webhook":
+            await self.client.webhook_send(row.recipient, {"msgtype": row.msgtype, row.msgtype: p})
+        elif row.channel == "card_update":
+            if not p.get("response_code") or not ("button" in p or "template_card" in p):
+                raise BadRow(f"outbox row {row.id}: card_update needs response_code and button or template_card")
+            await self.client.update_template_card({"userids": [row.recipient], **p})
+        else:
+            raise BadRow(f"outbox row {row.id}: unknown channel {row.channel!r}")
+        return None, None, None
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        """Write every answer of a batch in one transaction; a row whose lease another worker took is left."""
+        table = _TABLE
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("_id"), table.c.claimed_by == bindparam("_owner"),
+                   table.c.state == "sending")
+            .values(
+                state=bindparam("_state"), attempts=bindparam("_attempts"),
+                next_attempt_at=bindparam("_next", type_=UTCDateTime()), claimed_until=None,
+                sent_at=bindparam("_sent_at", type_=UTCDateTime()), msgid=bindparam("_msgid"),
+                response_code=bindparam("_code"), last_error=bindparam("_error"),
+            )
+        )
+        params = [
+            {"_id": o.id, "_owner": self.name, "_state": o.values["state"], "_attempts": o.values["attempts"],
+             "_next": o.values["next_attempt_at"] or o.values.get("sent_at") or self.deps.clock.now(),
+             "_sent_at": o.values["sent_at"], "_msgid": o.values["msgid"], "_code": o.values["response_code"],
+             "_error": o.values["last_error"]}
+            for o in outcomes
+        ]
+        async with self.deps.sessions() as session, session.begin():
+            conn = await session.connection()
+            written = (await conn.execute(stmt, params)).rowcount
+        if 0 <= written < len(outcomes):
+            log.warning("outbox: %d of %d results not written (lease taken over)", len(outcomes) - written,
+                        len(outcomes))
+        for label, n in Counter(o.label for o in outcomes).items():
+            self.metrics.outbox_sends.labels(label).inc(n)
+
+    def start(self) -> None:
+        task = asyncio.create_task(self._run(), name=f"outbox-worker-{self.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                await self.drain()
+            except Exception:  # the database went away, say: keep the loop alive and try again at the next poll
+                log.exception("outbox worker %s: drain failed", self.name)
+            try:
+                async with asyncio.timeout(self.settings.poll_seconds):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
+
+
+_BATCHES_AHEAD = 2  # batches claimed but not yet all started: enough to keep the wire busy during a claim
+_TABLE = OutboundMessage.metadata.tables[OutboundMessage.__tablename__]
+
+
+def _pending(values: dict[str, Any], attempts: int, when: datetime, error: str) -> dict[str, Any]:
+    return {**values, "state": "pending", "attempts": attempts, "next_attempt_at": when, "last_error": error[:2000]}
 
 
 async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:
-    yield
+    """Create the worker under bot.keys.OUTBOX and run its loop unless `outbox.background` is off."""
+    deps = app[DEPS]
+    worker = OutboxWorker(deps, app[WECOM], app[METRICS])
+    app[OUTBOX] = worker
+    if deps.config.outbox.background:
+        worker.start()
+    try:
+        yield
+    finally:
+        await worker.stop()

@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
-from handlers.router import Router
+from bot.events import LocationMessage, LocationReport
+from bot.messages import render
+from handlers.router import Context, Router
+from models.task_proof import remember_location
 
 router = Router("location")
+
+
+@router.on(LocationMessage)
+async def shared_location(event: LocationMessage, ctx: Context) -> None:
+    await remember_location(ctx.session, ctx.user.id, event.latitude, event.longitude, source="message",
+                            at=ctx.now, label=event.label or None)
+    await ctx.reply(render("task_location_saved", minutes=ctx.deps.config.task_rules.location_window_minutes))
+
+
+@router.on(LocationReport)
+async def reported_location(event: LocationReport, ctx: Context) -> None:
+    """WeCom reports this silently when the app opens; no reply (the user did not write anything)."""
+    await remember_location(ctx.session, ctx.user.id, event.latitude, event.longitude, source="report", at=ctx.now)

@@ -1,7 +1,235 @@
-"""库存 / 盘点 commands, scan-in/out conversations and the count-approval buttons."""
+"""库存 / 盘点 commands, scan-in/out conversations and the count-approval and alert buttons."""
 
 from __future__ import annotations
 
-from handlers.router import Router
+import re
+from datetime import timedelta
+from typing import Any
+
+from bot.cards import button_card, card_task_id
+from bot.errors import InvalidQuantity, NotAllowed, UnknownEntity
+from bot.events import CardClick, ScanCode, TextMessage
+from bot.messages import render
+from bot.notify import digest_alert_ids
+from handlers.router import UNHANDLED, Context, Router, normalize_text
+from models import conversation
+from models.alert import Alert, AlertDigest, acknowledge, may_handle, react, snooze
+from models.catalog import Sku, find_sku
+from models.count import StockCount, decide, record_count
+from models.org import Staff, Store, region_supervisor, store_manager
+from models.outbox import send_card, send_text, update_card_button
+from models.stock import book_move, get_level
 
 router = Router("stock")
+
+_QTY = re.compile(r"^-?\d+$")
+SCAN_ACTIONS = {"scan_in": "入库", "scan_out": "出库（报损）", "scan_count": "盘点"}
+SNOOZE_HOURS = 24
+
+
+def _qty(ctx: Context, raw: str) -> int:
+    """A sane non-negative whole quantity, or a DomainError that says what to send instead."""
+    limit = ctx.deps.config.pos.max_line_qty
+    if not _QTY.match(raw) or not 0 <= int(raw) <= limit:
+        raise InvalidQuantity(f"bad quantity {raw!r}", render("stock_bad_qty", qty=raw, max=limit))
+    return int(raw)
+
+
+async def _own_store(ctx: Context, action: str) -> Store:
+    store = await ctx.session.get(Store, ctx.user.store_id) if ctx.user.store_id else None
+    if store is None:
+        raise NotAllowed(f"{ctx.user.userid} has no store", render("stock_no_store", action=action))
+    return store
+
+
+async def _sku(ctx: Context, code: str) -> Sku:
+    sku = await find_sku(ctx.session, code) or await find_sku(ctx.session, code.upper())
+    if sku is None:
+        raise UnknownEntity("sku", code, render("stock_unknown_sku", sku=code))
+    return sku
+
+
+async def _react(ctx: Context, pairs: list[tuple[int, int]]) -> None:
+    cfg = ctx.deps.config
+    await react(ctx.session, rules=cfg.rules, alerts=cfg.alerts, now=ctx.now, pairs=pairs)
+
+
+@router.command("盘点", "count")
+async def count_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
+    if len(args) not in (2, 3):
+        await ctx.reply(render("stock_count_usage"))
+        return
+    store = await _own_store(ctx, "盘点")
+    if len(args) == 3:  # "盘点 S002 A001 5": a store was named; only one's own is allowed
+        if args[0].upper() != store.code.upper():
+            raise NotAllowed(f"count for store {args[0]}", render("stock_other_store", own=store.name, other=args[0]))
+        args = args[1:]
+    sku = await _sku(ctx, args[0])
+    qty = _qty(ctx, args[1])
+    await do_count(ctx, store, sku, qty)
+
+
+async def do_count(ctx: Context, store: Store, sku: Sku, qty: int) -> None:
+    """Record a count (compared with the quantity at the message's time) and book it or ask the manager."""
+    count = await record_count(
+        ctx.session, rules=ctx.deps.config.rules, store_id=store.id, sku_id=sku.id, counted=qty,
+        userid=ctx.user.userid, counted_at=ctx.event.create_time, now=ctx.now,
+    )
+    view = {"store": store.name, "sku": sku.code, "item": sku.name, "counted": qty, "system": count.system_qty,
+            "diff": count.diff}
+    if count.state == "booked":
+        await _react(ctx, [(store.id, sku.id)])
+        level = await get_level(ctx.session, store.id, sku.id)
+        await ctx.reply(render("stock_count_booked", on_hand=level.on_hand if level else qty, **view))
+    else:
+        approver = await store_manager(ctx.session, store.id) or await region_supervisor(ctx.session, store.region_id)
+        if approver is None:
+            raise NotAllowed(f"store {store.code} has no manager", "本店没有店长或督导可以审批，请联系管理员。")
+        await send_card(ctx.session, approver.userid, approval_card(count, store, sku, ctx.user), now=ctx.now,
+                        dedupe_key=f"count-approval:{count.id}")
+        await ctx.reply(render("stock_count_pending", manager=approver.name, **view))
+    await _tick_count_tasks(ctx, store.id, sku.id)
+
+
+async def _tick_count_tasks(ctx: Context, store_id: int, sku_id: int) -> None:
+    try:
+        from models.task import record_task_count
+    except ImportError:  # the task loop is optional for the stock loop
+        return
+    for done in await record_task_count(ctx.session, ctx.user, store_id, sku_id, ctx.now):
+        await ctx.reply(done.message())
+
+
+def approval_card(count: StockCount, store: Store, sku: Sku, counter: Staff) -> dict[str, Any]:
+    return button_card(
+        task_id=card_task_id("count", count.id),
+        title="盘点差异待审批",
+        desc=f"{store.name} {sku.code} {sku.name}",
+        rows=[("实点", str(count.counted)), ("系统", str(count.system_qty)), ("差异", f"{count.diff:+d}"),
+              ("盘点人", counter.name)],
+        buttons=[("同意入账", f"count:approve:{count.id}", 1), ("驳回", f"count:reject:{count.id}", 2)],
+        sub_title="同意后按实点数调整库存；驳回则不调整。",
+    )
+
+
+@router.button("count")
+async def count_button(event: CardClick, ctx: Context, action: str, ident: str) -> Any:
+    if action not in ("approve", "reject") or not ident.isdigit():
+        return UNHANDLED
+    count = await ctx.session.get(StockCount, int(ident))
+    store = await ctx.session.get(Store, count.store_id) if count else None
+    if count is None or store is None:
+        raise UnknownEntity("count", ident, f"找不到盘点单 {ident}")
+    if not may_handle(ctx.user, store):
+        raise NotAllowed(f"{ctx.user.userid} may not decide count {ident}", render("stock_not_allowed",
+                                                                                    action="审批盘点"))
+    approve = action == "approve"
+    count = await decide(ctx.session, count.id, approve=approve, userid=ctx.user.userid, now=ctx.now)
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已同意" if approve else "已驳回",
+                             now=ctx.now)
+    if approve:
+        await _react(ctx, [(count.store_id, count.sku_id)])
+    sku = await ctx.session.get(Sku, count.sku_id)
+    assert sku is not None
+    text = render("stock_count_decided", sku=sku.code, item=sku.name, counted=count.counted, system=count.system_qty,
+                  diff=count.diff, who=ctx.user.name, approved=approve)
+    await send_text(ctx.session, count.counted_by, text, now=ctx.now, dedupe_key=f"count-decided:{count.id}")
+    return None
+
+
+@router.command("库存", "stock")
+async def level_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
+    if len(args) != 1:
+        await ctx.reply(render("stock_level_usage"))
+        return
+    store = await _own_store(ctx, "查库存")
+    sku = await _sku(ctx, args[0])
+    level = await get_level(ctx.session, store.id, sku.id)
+    moving = 0
+    try:
+        from models.transfer import in_transit
+    except ImportError:
+        pass
+    else:
+        moving = await in_transit(ctx.session, store.id, sku.id)
+    await ctx.reply(render("stock_level", store=store.name, sku=sku.code, item=sku.name,
+                           on_hand=level.on_hand if level else 0, safety=level.safety_stock if level else 0,
+                           in_transit=moving))
+
+
+@router.button("alert")
+async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) -> Any:
+    if action not in ("ack", "snooze", "ackall", "snoozeall") or not ident.isdigit():
+        return UNHANDLED
+    if action.endswith("all"):
+        digest = await ctx.session.get(AlertDigest, int(ident))
+        ids = await digest_alert_ids(ctx.session, int(ident)) if digest else []
+    else:
+        ids = [int(ident)]
+    allowed = []
+    for alert_id in ids:
+        alert = await ctx.session.get(Alert, alert_id)
+        store = await ctx.session.get(Store, alert.store_id) if alert else None
+        if store is not None and may_handle(ctx.user, store):
+            allowed.append(alert_id)
+    if not allowed:
+        raise NotAllowed(f"{ctx.user.userid} may not handle alerts {ids}", render("stock_not_allowed",
+                                                                                   action="处理库存提醒"))
+    if action.startswith("ack"):
+        n = await acknowledge(ctx.session, allowed, ctx.user.userid, ctx.now)
+        label = "已确认"
+    else:
+        n = await snooze(ctx.session, allowed, ctx.now + timedelta(hours=SNOOZE_HOURS))
+        label = f"已暂停{SNOOZE_HOURS}小时"
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, label, now=ctx.now)
+    await ctx.reply(render("stock_alert_done", what=f"{label} {n} 条提醒" if n else "这些提醒已处理过"))
+    return None
+
+
+def _scan_filter(event: ScanCode, _ctx: Context) -> dict[str, Any] | None:
+    return {} if event.key in SCAN_ACTIONS else None
+
+
+@router.on(ScanCode, _scan_filter)
+async def scanned(event: ScanCode, ctx: Context) -> None:
+    store = await _own_store(ctx, "扫码登记")
+    code = event.scan_result.rpartition(",")[2].strip()  # barcodes arrive as "EAN_13,6900000000011"
+    sku = await find_sku(ctx.session, code)
+    if sku is None:
+        await ctx.reply(render("stock_scan_unknown", code=code))
+        return
+    ttl = ctx.deps.config.rules.conversation_ttl_minutes
+    await conversation.start(ctx.session, userid=ctx.user.userid, kind=event.key, store_id=store.id, sku_id=sku.id,
+                             now=ctx.now, ttl_minutes=ttl)
+    await ctx.reply(render("stock_scan_ask", sku=sku.code, item=sku.name, action=SCAN_ACTIONS[event.key], ttl=ttl))
+
+
+def _number_filter(event: TextMessage, _ctx: Context) -> dict[str, Any] | None:
+    return {"raw": text} if _QTY.match(text := normalize_text(event.content)) else None
+
+
+@router.on(TextMessage, _number_filter)
+async def scanned_quantity(event: TextMessage, ctx: Context, raw: str) -> Any:
+    """The number typed after a scan books it; without a live conversation the number is someone else's."""
+    if not await conversation.peek(ctx.session, ctx.user.userid, ctx.now):
+        await conversation.take(ctx.session, ctx.user.userid, ctx.now)  # drop an expired one, if any
+        return UNHANDLED
+    qty = _qty(ctx, raw)  # a bad number keeps the conversation: the person may retype
+    conv = await conversation.take(ctx.session, ctx.user.userid, ctx.now)
+    assert conv is not None
+    store, sku = await ctx.session.get(Store, conv.store_id), await ctx.session.get(Sku, conv.sku_id)
+    assert store is not None and sku is not None
+    if conv.kind == "scan_count":
+        await do_count(ctx, store, sku, qty)
+        return None
+    if qty == 0:
+        raise InvalidQuantity("zero scan quantity", render("stock_bad_qty", qty=raw,
+                                                           max=ctx.deps.config.pos.max_line_qty))
+    signed, kind = (qty, "receipt") if conv.kind == "scan_in" else (-qty, "damage")
+    result = await book_move(ctx.session, store_id=store.id, sku_id=sku.id, kind=kind, qty=signed, at=ctx.now,
+                             ref=f"scan:{event.msg_id}", actor=ctx.user.userid)
+    await _react(ctx, [(store.id, sku.id)])
+    await ctx.reply(render("stock_scan_booked", action=SCAN_ACTIONS[conv.kind], sku=sku.code, item=sku.name,
+                           qty=qty, on_hand=result.balance_after))
+    return None
+

@@ -2,6 +2,74 @@
 
 from __future__ import annotations
 
-from handlers.router import Router
+from typing import Any
+
+from bot.events import CardClick, TextMessage
+from bot.messages import render
+from handlers.router import UNHANDLED, Context, Router, split_command
+from models.org import Store
+from models.outbox import update_card_button
+from models.points import month_of, standing
+from models.task import complete, get_task, hhmm, open_tasks_for, remaining_skus
 
 router = Router("task")
+
+# Commands of other routers that must never be taken as the answer to a text task.
+NOT_ANSWERS = ("帮助", "help", "任务", "tasks", "积分", "points", "交图", "photo")
+
+
+async def _tz(ctx: Context) -> str:
+    store = await ctx.session.get(Store, ctx.user.store_id) if ctx.user.store_id else None
+    return store.timezone if store else "Asia/Shanghai"
+
+
+@router.command("任务", "tasks")
+async def list_tasks(event: TextMessage, ctx: Context, args: list[str]) -> None:
+    tz = await _tz(ctx)
+    tasks = await open_tasks_for(ctx.session, ctx.user)
+    lines = []
+    for t in tasks:
+        left = await remaining_skus(ctx.session, t.id) if t.proof == "count" else []
+        lines.append({"id": t.id, "title": t.title, "due": hhmm(t.due_at, tz), "proof": t.proof,
+                      "late": ctx.now > t.due_at, "left": left})
+    await ctx.reply(render("task_list", tasks=lines))
+
+
+@router.command("积分", "points")
+async def my_points(event: TextMessage, ctx: Context, args: list[str]) -> None:
+    month = month_of(ctx.now, await _tz(ctx))
+    mine = await standing(ctx.session, ctx.user, month)
+    await ctx.reply(render("task_points", s=mine, month=month))
+
+
+@router.button("task")
+async def task_button(event: CardClick, ctx: Context, action: str, ident: str) -> Any:
+    """task:done:<id> completes a confirm task; task:how:<id> (and done on any other proof) explains the proof."""
+    if action not in ("done", "how"):
+        return UNHANDLED
+    task = await get_task(ctx.session, ident)
+    if action == "how" or task.proof != "confirm":
+        skus = await remaining_skus(ctx.session, task.id) if task.proof == "count" else []
+        await ctx.reply(render("task_guide", proof=task.proof, skus=skus, task_id=task.id))
+        return None
+    result = await complete(ctx.session, task, ctx.user, ctx.now)
+    label = "已完成" if result.state == "done" else "已补交"
+    if event.response_code:
+        await update_card_button(ctx.session, ctx.user.userid, event.response_code, label, now=ctx.now)
+    await ctx.reply(result.message())
+    return None
+
+
+@router.on(TextMessage)
+async def text_answer(event: TextMessage, ctx: Context) -> Any:
+    """The next text reply of someone with an open text task is its answer (commands excepted)."""
+    if split_command(event.content, NOT_ANSWERS) is not None:
+        return UNHANDLED
+    tasks = await open_tasks_for(ctx.session, ctx.user, "text")
+    if not tasks or not event.content.strip():
+        return UNHANDLED
+    task = tasks[0]
+    result = await complete(ctx.session, task, ctx.user, ctx.now, answer=event.content.strip()[:2000])
+    await ctx.reply(render("task_answer_saved", title=task.title, state=result.state, points=result.points,
+                           more=len(tasks) - 1))
+    return None

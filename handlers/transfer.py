@@ -1,7 +1,208 @@
-"""调拨 / 签收 commands and the transfer approve / reject / ship / receive buttons."""
+"""调拨 / 签收 / 取消调拨 commands and the transfer approve / reject / ship / receive buttons."""
 
 from __future__ import annotations
 
-from handlers.router import Router
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.errors import InvalidQuantity, InvalidState, UnknownEntity
+from bot.events import CardClick, TextMessage
+from bot.messages import render
+from handlers import transfer_notify as notify
+from handlers.router import Context, Router
+from models import transfer as tr
+from models.catalog import find_sku
+from models.org import Staff, store_manager
+from models.outbox import update_card_button
 
 router = Router("transfer")
+
+URGENT_WORDS = {"急", "加急", "紧急", "urgent", "!", "！"}
+BUTTON_LABELS = {"approve": "已同意", "reject": "已拒绝", "ship": "已出库", "receive": "已签收"}
+
+
+async def request_transfer(
+    session: AsyncSession, requester: Staff, *, from_store: str, to_store: str | None, lines: list[tr.LineRequest],
+    now: datetime, urgent: bool = False, reason: str | None = None,
+) -> tr.Transfer:
+    """Record the request and send the approval cards: the one path for chat and the API."""
+    t = await tr.create_transfer(session, requester=requester, from_store=from_store, to_store=to_store,
+                                 lines=lines, now=now, urgent=urgent, reason=reason)
+    approvers = await notify.send_approval_cards(session, t, now)
+    source, _dest = await notify.stores_of(session, t)
+    await notify.tell(session, [requester.userid], render(
+        "transfer_requested", id=t.id, source=notify.label(source), summary=await notify.summary(session, t),
+        urgent=t.urgent, short=t.short_at_source, approvers=notify.names(approvers),
+    ), now, f"{t.id}:requested")
+    return t
+
+
+def parse_request(args: list[str]) -> tuple[str, list[tr.LineRequest], bool]:
+    """`S002 A001 5 A002 3 急` → ("S002", [A001×5, A002×3], urgent)."""
+    urgent = any(a.lower() in URGENT_WORDS for a in args)
+    rest = [a for a in args if a.lower() not in URGENT_WORDS]
+    if len(rest) < 3 or len(rest) % 2 == 0:
+        raise InvalidQuantity("transfer needs <from-store> followed by <sku> <qty> pairs", render("transfer_usage"))
+    lines = []
+    for sku, qty in zip(rest[1::2], rest[2::2], strict=True):
+        if not qty.lstrip("-").isdigit():
+            raise InvalidQuantity(f"quantity {qty!r} is not a number",
+                                  f"数量「{qty}」不是整数。" + render("transfer_usage"))
+        lines.append(tr.LineRequest(sku, int(qty)))
+    return rest[0], lines, urgent
+
+
+@router.command("调拨", "transfer")
+async def transfer_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
+    from_store, lines, urgent = parse_request(args)
+    await request_transfer(ctx.session, ctx.user, from_store=from_store, to_store=None, lines=lines, now=ctx.now,
+                           urgent=urgent)
+
+
+async def _received_quantities(session: AsyncSession, t: tr.Transfer, args: list[str]) -> dict[int, int] | None:
+    """`[]` → all as shipped; `[4]` → one-line transfers only; `[A001 4 A002 3]` → per SKU."""
+    if not args:
+        return None
+    lines = await tr.lines_of(session, t.id)
+    if len(args) == 1:
+        if len(lines) != 1:
+            example = " ".join(f"{sku.code} {line.shipped or line.qty}" for line, sku in lines[:2])
+            raise InvalidQuantity("one quantity for a multi-line transfer",
+                                  render("transfer_receive_usage", multi=True, id=t.id, example=example))
+        args = [lines[0][1].code, args[0]]
+    if len(args) % 2:
+        raise InvalidQuantity("receive needs <sku> <qty> pairs", render("transfer_receive_usage", multi=False))
+    counts: dict[int, int] = {}
+    for code, qty in zip(args[::2], args[1::2], strict=True):
+        sku = await find_sku(session, code)
+        if sku is None:
+            raise UnknownEntity("sku", code, f"找不到商品 {code}，请核对编码或条码。")
+        if not qty.isdigit():
+            raise InvalidQuantity(f"quantity {qty!r} is not a number", f"实收数量「{qty}」应是 0 或正整数。")
+        counts[sku.id] = int(qty)
+    return counts
+
+
+@router.command("签收", "receive")
+async def receive_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
+    if not args:
+        await ctx.reply(render("transfer_receive_usage", multi=False))
+        return
+    t = await tr.get_transfer(ctx.session, args[0])
+    received = await _received_quantities(ctx.session, t, args[1:])
+    await _receive(ctx, t, received, clicked=None)
+
+
+@router.command("取消调拨", "cancel-transfer")
+async def cancel_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
+    if len(args) != 1:
+        await ctx.reply("取消写法：取消调拨 <调拨单号>，例如「取消调拨 12」。")
+        return
+    t = await tr.get_transfer(ctx.session, args[0])
+    was = t.state
+    await tr.cancel(ctx.session, t, ctx.user, ctx.now)
+    kind = "approve" if was == "requested" else "ship"
+    await notify.settle_cards(ctx.session, t, kind, "已取消", "已取消", ctx.now, skip=set())
+    source, dest = await notify.stores_of(ctx.session, t)
+    manager = await store_manager(ctx.session, source.id)
+    await notify.tell(ctx.session, [t.requested_by, ctx.user.userid, *([manager.userid] if manager else [])],
+                      render("transfer_cancelled", id=t.id, source=notify.label(source), dest=notify.label(dest),
+                             by=ctx.user.name), ctx.now, f"{t.id}:cancelled")
+
+
+@router.button("transfer")
+async def transfer_button(event: CardClick, ctx: Context, action: str, ident: str) -> None:
+    step: Callable[[Context, tr.Transfer, CardClick], Awaitable[None]] | None = {
+        "approve": _approve, "reject": _reject, "ship": _ship,
+    }.get(action)
+    t = await tr.get_transfer(ctx.session, ident)
+    if action == "receive":
+        await _receive(ctx, t, None, clicked=event)
+    elif step is None:
+        raise UnknownEntity("transfer action", action, "这个按钮已失效，请在最新的卡片上操作。")
+    else:
+        await step(ctx, t, event)
+
+
+async def _lost_race(ctx: Context, t: tr.Transfer, event: CardClick | None, err: InvalidState) -> None:
+    """The transfer moved on before this action: grey the clicked card with the current state and say so."""
+    current = (await tr.get_transfer(ctx.session, t.id)).state
+    if event is not None:
+        await update_card_button(ctx.session, event.from_user, event.response_code,
+                                 tr.STATE_NAMES.get(current, current)[:10], now=ctx.now)
+    await ctx.reply(err.user_message)
+
+
+async def _approve(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
+    try:
+        async with ctx.session.begin_nested():
+            done = await tr.approve(ctx.session, t, ctx.user, ctx.now)
+    except InvalidState as err:
+        await _lost_race(ctx, t, event, err)
+        return
+    if not done:
+        await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已同意，待另一督导", now=ctx.now)
+        others = await notify.pending_approvers(ctx.session, t)
+        await notify.tell(ctx.session, [t.requested_by], render(
+            "transfer_waiting_other", id=t.id, by=ctx.user.name, others=notify.names(others)), ctx.now,
+            f"{t.id}:approved-by:{ctx.user.userid}")
+        return
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已同意", now=ctx.now)
+    decided = {a.decided_by for a in await tr.approvals_of(ctx.session, t.id) if a.decided_by}
+    await notify.settle_cards(ctx.session, t, "approve", f"已由{ctx.user.name}同意", "已同意", ctx.now,
+                              skip={ctx.user.userid} | decided)
+    source, _dest = await notify.stores_of(ctx.session, t)
+    await notify.tell(ctx.session, [t.requested_by], render(
+        "transfer_approved", id=t.id, by=ctx.user.name, source=notify.label(source)), ctx.now, f"{t.id}:approved")
+    await notify.send_ship_card(ctx.session, t, ctx.now)
+
+
+async def _reject(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
+    try:
+        async with ctx.session.begin_nested():
+            await tr.reject(ctx.session, t, ctx.user, ctx.now)
+    except InvalidState as err:
+        await _lost_race(ctx, t, event, err)
+        return
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已拒绝", now=ctx.now)
+    await notify.settle_cards(ctx.session, t, "approve", f"已被{ctx.user.name}拒绝", "已拒绝", ctx.now,
+                              skip={ctx.user.userid})
+    await notify.tell(ctx.session, [t.requested_by], render("transfer_rejected", id=t.id, by=ctx.user.name),
+                      ctx.now, f"{t.id}:rejected")
+
+
+async def _ship(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
+    try:
+        async with ctx.session.begin_nested():
+            await tr.ship(ctx.session, t, ctx.user, ctx.now)
+    except InvalidState as err:
+        await _lost_race(ctx, t, event, err)
+        return
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已出库", now=ctx.now)
+    await notify.settle_cards(ctx.session, t, "ship", f"已由{ctx.user.name}出库", "已出库", ctx.now,
+                              skip={ctx.user.userid})
+    await notify.send_receive_cards(ctx.session, t, ctx.now)
+
+
+async def _receive(ctx: Context, t: tr.Transfer, received: dict[int, int] | None, clicked: CardClick | None) -> None:
+    try:
+        async with ctx.session.begin_nested():
+            short = await tr.receive(ctx.session, t, ctx.user, ctx.now, received)
+    except InvalidState as err:
+        await _lost_race(ctx, t, clicked, err)
+        return
+    button = "部分签收" if short else "已签收"
+    if clicked is not None:
+        await update_card_button(ctx.session, ctx.user.userid, clicked.response_code, button, now=ctx.now)
+    await notify.settle_cards(ctx.session, t, "receive", f"已由{ctx.user.name}签收", button, ctx.now,
+                              skip={ctx.user.userid} if clicked else set())
+    source, dest = await notify.stores_of(ctx.session, t)
+    manager = await store_manager(ctx.session, source.id)
+    text = render("transfer_received", id=t.id, dest=notify.label(dest),
+                  summary=await notify.summary(ctx.session, t, "received"))
+    await notify.tell(ctx.session, [ctx.user.userid, t.requested_by, *([manager.userid] if manager else [])],
+                      text, ctx.now, f"{t.id}:received")
+    if short:
+        await notify.notify_discrepancy(ctx.session, t, short, ctx.now)

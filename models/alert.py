@@ -1,3 +1,251 @@
 """Stock alerts (low stock, no movement, negative stock), their escalation tokens and digests."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import ForeignKey, Index, String, TextClause, UniqueConstraint, bindparam, or_, select, text
+from sqlalchemy import update as sa_update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.config import AlertSettings, RulesSettings
+from models.base import Base, UTCDateTime
+from models.org import Staff, Store, admins, region_supervisor, store_manager
+
+KINDS = ("negative_stock", "low_stock", "no_movement")
+STATES = ("open", "acknowledged", "resolved")
+
+
+class Alert(Base):
+    """One alert per (store, SKU, kind) while not resolved: open_key is 1 then and NULL once resolved, and NULLs
+    never collide in the unique constraint (Grafana OnCall's nullable-boolean trick, on SQLite and PostgreSQL).
+
+    esc_step is the escalation token: the next chain step to fire. A step fires by a conditional UPDATE on it, so
+    two processes never fire the same step twice, and acknowledging (state change) stops the chain.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("store_id", "sku_id", "kind", "open_key"),
+        Index("ix_alerts_state_due", "state", "esc_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16))  # critical | warning
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    open_key: Mapped[int | None]
+    on_hand: Mapped[int]  # at the time it was raised
+    safety_stock: Mapped[int]
+    created_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+    esc_step: Mapped[int] = mapped_column(default=0)
+    esc_due_at: Mapped[datetime | None]
+
+
+class AlertNotice(Base):
+    """One person to be told about one alert at one chain step; bot/notify.py merges them into digests."""
+
+    __tablename__ = "alert_notices"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "step", "recipient"),
+        Index("ix_alert_notices_pending", "digest_id", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    step: Mapped[int]
+    recipient: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime]  # created_at, or the end of the store's quiet hours when held
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("alert_digests.id"))
+
+
+class AlertDigest(Base):
+    """One digest card per (recipient, window start): the unique key keeps restarts and two processes honest."""
+
+    __tablename__ = "alert_digests"
+    __table_args__ = (UniqueConstraint("recipient", "window_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime]
+    created_at: Mapped[datetime]
+    items: Mapped[int]
+
+
+def _condition_kind(rules: RulesSettings, now: datetime) -> tuple[str, dict[str, object]]:
+    """SQL CASE giving the alert kind a stock_levels row (alias sl) stands in, or NULL: one scan finds all."""
+    cutoff = now - timedelta(days=rules.no_movement_days)
+    expr = (
+        "CASE WHEN sl.on_hand < 0 THEN 'negative_stock' "
+        "WHEN sl.on_hand < sl.safety_stock THEN 'low_stock' "
+        "WHEN sl.on_hand > 0 AND COALESCE(sl.last_sold_at, sl.last_moved_at) < :cutoff THEN 'no_movement' "
+        "END"
+    )
+    return expr, {"cutoff": cutoff}
+
+
+def _sql(sql: str, params: dict[str, object]) -> TextClause:
+    """text() with datetimes bound through UTCDateTime, so they compare and store as the ORM's do."""
+    typed = [bindparam(k, type_=UTCDateTime()) for k, v in params.items()
+             if isinstance(v, datetime) and re.search(rf":{k}\b", sql)]
+    return text(sql).bindparams(*typed)
+
+
+def _pairs_filter(pairs: Sequence[tuple[int, int]] | None, params: dict[str, object]) -> str:
+    if pairs is None:
+        return ""
+    terms = []
+    for i, (store_id, sku_id) in enumerate(pairs):
+        params[f"st{i}"], params[f"sk{i}"] = store_id, sku_id
+        terms.append(f"(sl.store_id = :st{i} AND sl.sku_id = :sk{i})")
+    return " AND (" + " OR ".join(terms) + ")" if terms else " AND 1 = 0"
+
+
+async def evaluate(
+    session: AsyncSession, *, rules: RulesSettings, alerts: AlertSettings, now: datetime,
+    pairs: Sequence[tuple[int, int]] | None = None,
+) -> list[int]:
+    """Raise alerts whose condition holds and resolve those whose condition cleared; set-based, in SQL.
+
+    pairs limits the work to the (store, SKU) pairs a sale, count or receipt touched; None = every level.
+    Returns the ids of alerts raised now (their first chain step is due).
+    """
+    if pairs is not None and not pairs:
+        return []
+    kind_expr, params = _condition_kind(rules, now)
+    params["now"] = now
+    where = _pairs_filter(pairs, params)
+    crit = ", ".join(f"'{k}'" for k in alerts.critical_kinds if k in KINDS) or "''"
+    due = " ".join(f"WHEN '{k}' THEN :due_{k}" for k in KINDS)
+    for k in KINDS:
+        params[f"due_{k}"] = now + timedelta(minutes=alerts.chain_for(k)[0].after_minutes)
+    resolve = (
+        "UPDATE alerts SET state = 'resolved', open_key = NULL, resolved_at = :now, esc_due_at = NULL "
+        "WHERE open_key IS NOT NULL AND kind <> COALESCE((SELECT " + kind_expr + " FROM stock_levels sl "
+        "WHERE sl.store_id = alerts.store_id AND sl.sku_id = alerts.sku_id" + where + "), '')"
+    )
+    if pairs is not None:
+        resolve += " AND EXISTS (SELECT 1 FROM stock_levels sl WHERE sl.store_id = alerts.store_id " \
+                   "AND sl.sku_id = alerts.sku_id" + where + ")"
+    await session.execute(_sql(resolve, params), params)
+    raise_sql = (
+        "INSERT INTO alerts (store_id, sku_id, kind, level, state, open_key, on_hand, safety_stock, created_at, "
+        "esc_step, esc_due_at) "
+        "SELECT store_id, sku_id, kind, CASE WHEN kind IN (" + crit + ") THEN 'critical' ELSE 'warning' END, "
+        "'open', 1, on_hand, safety_stock, :now, 0, CASE kind " + due + " END FROM ("
+        "SELECT sl.store_id AS store_id, sl.sku_id AS sku_id, sl.on_hand AS on_hand, "
+        "sl.safety_stock AS safety_stock, " + kind_expr + " AS kind FROM stock_levels sl WHERE 1 = 1" + where +
+        ") c WHERE kind IS NOT NULL "
+        "ON CONFLICT (store_id, sku_id, kind, open_key) DO NOTHING RETURNING id"
+    )
+    # SQLite's parser needs a WHERE before ON CONFLICT in INSERT ... SELECT: it is there ("c WHERE kind").
+    return [row[0] for row in await session.execute(_sql(raise_sql, params), params)]
+
+
+async def _recipients(session: AsyncSession, store: Store, to: str) -> list[Staff]:
+    if to == "manager":
+        manager = await store_manager(session, store.id)
+        return [manager] if manager else []
+    if to == "supervisor":
+        supervisor = await region_supervisor(session, store.region_id)
+        return [supervisor] if supervisor else []
+    return await admins(session)
+
+
+async def escalate(
+    session: AsyncSession, *, alerts: AlertSettings, now: datetime, ids: Iterable[int] | None = None
+) -> int:
+    """Fire every chain step whose time has come on an open, unacknowledged, unsnoozed alert.
+
+    Each step is claimed by `UPDATE ... WHERE esc_step = <seen step> AND state = 'open'`; only the process whose
+    update hits the row queues the notices (dedupe per (alert, step, recipient) by the unique constraint).
+    """
+    from bot.notify import hold_until  # notify builds on this module; imported late to keep the layers clear
+
+    stmt = select(Alert, Store).join(Store, Store.id == Alert.store_id).where(
+        Alert.state == "open", Alert.esc_due_at <= now,
+        or_(Alert.snoozed_until.is_(None), Alert.snoozed_until <= now),
+    )
+    if ids is not None:
+        stmt = stmt.where(Alert.id.in_(list(ids)))
+    fired = 0
+    for alert, store in (await session.execute(stmt.order_by(Alert.id))).all():
+        chain = alerts.chain_for(alert.kind)
+        step = alert.esc_step
+        if step >= len(chain):
+            continue
+        nxt = alert.created_at + timedelta(minutes=chain[step + 1].after_minutes) if step + 1 < len(chain) else None
+        claimed = await session.execute(
+            sa_update(Alert)
+            .where(Alert.id == alert.id, Alert.esc_step == step, Alert.state == "open")
+            .values(esc_step=step + 1, esc_due_at=nxt)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        due = hold_until(alerts, store.timezone, now) if alert.level != "critical" else now
+        for person in await _recipients(session, store, chain[step].to):
+            await _add_notice(session, alert.id, step, person.userid, now, due)
+        fired += 1
+    return fired
+
+
+async def _add_notice(session: AsyncSession, alert_id: int, step: int, recipient: str, now: datetime,
+                      due: datetime) -> None:
+    from models.stock import _insert_for
+
+    stmt = _insert_for(session)(AlertNotice).values(
+        alert_id=alert_id, step=step, recipient=recipient, created_at=now, due_at=due
+    )
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["alert_id", "step", "recipient"]))
+
+
+async def acknowledge(session: AsyncSession, ids: Sequence[int], userid: str, now: datetime) -> int:
+    """open → acknowledged; stops the chain. Returns how many changed."""
+    result = await session.execute(
+        sa_update(Alert).where(Alert.id.in_(list(ids)), Alert.state == "open")
+        .values(state="acknowledged", acknowledged_at=now, acknowledged_by=userid, esc_due_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def snooze(session: AsyncSession, ids: Sequence[int], until: datetime) -> int:
+    """Quiet an open alert until `until`: no chain step fires before then."""
+    result = await session.execute(
+        sa_update(Alert).where(Alert.id.in_(list(ids)), Alert.state == "open")
+        .values(snoozed_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def may_handle(user: Staff, store: Store) -> bool:
+    """The store's own manager, its region's supervisor, or an admin may acknowledge or snooze."""
+    if user.role == "admin":
+        return True
+    if user.role == "supervisor":
+        return user.region_id == store.region_id
+    return user.role == "manager" and user.store_id == store.id
+
+
+
+async def react(
+    session: AsyncSession, *, rules: RulesSettings, alerts: AlertSettings, now: datetime,
+    pairs: Sequence[tuple[int, int]],
+) -> list[int]:
+    """Right after a sale, count or receipt: re-evaluate the touched pairs and fire new alerts' first steps."""
+    raised = await evaluate(session, rules=rules, alerts=alerts, now=now, pairs=pairs)
+    if raised:
+        await escalate(session, alerts=alerts, now=now, ids=raised)
+    return raised

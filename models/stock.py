@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, select, update
+from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.errors import UnknownEntity
 from models.base import Base, dialect_name
+from models.catalog import Sku
+from models.org import Store
 
 MOVE_KINDS = (
     "opening",
@@ -127,3 +132,144 @@ async def book_move(
 async def get_level(session: AsyncSession, store_id: int, sku_id: int) -> StockLevel | None:
     stmt = select(StockLevel).where(StockLevel.store_id == store_id, StockLevel.sku_id == sku_id)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+class Sale(Base):
+    """One POS sale; sale_id is unique, so a replayed webhook books nothing twice."""
+
+    __tablename__ = "sales"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sale_id: Mapped[str] = mapped_column(String(128), unique=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    sold_at: Mapped[datetime]
+    customer_id: Mapped[str | None] = mapped_column(String(128))
+    total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    created_at: Mapped[datetime]
+
+
+class SaleLine(Base):
+    __tablename__ = "sale_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sale_pk: Mapped[int] = mapped_column(ForeignKey("sales.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    qty: Mapped[int]
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+
+
+class Receipt(Base):
+    """One delivery booked through /api/stock/receipts; receipt_id is unique (idempotent replays)."""
+
+    __tablename__ = "stock_receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    receipt_id: Mapped[str] = mapped_column(String(128), unique=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    received_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+@dataclass(frozen=True)
+class SaleLineIn:
+    sku: str
+    qty: int
+    unit_price: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Booked:
+    """What a sale or receipt did: duplicate=True means it was seen before and nothing was booked."""
+
+    duplicate: bool
+    store_id: int
+    pairs: tuple[tuple[int, int], ...] = ()
+
+
+async def _resolve(session: AsyncSession, store_code: str, skus: Sequence[str]) -> tuple[int, dict[str, int]]:
+    """The store id and the SKU ids by code or barcode; an unknown one raises UnknownEntity naming it."""
+    store_id = (await session.execute(select(Store.id).where(Store.code == store_code))).scalar_one_or_none()
+    if store_id is None:
+        raise UnknownEntity("store", store_code, f"找不到门店 {store_code}")
+    wanted = set(skus)
+    rows = await session.execute(
+        select(Sku.id, Sku.code, Sku.barcode).where(or_(Sku.code.in_(wanted), Sku.barcode.in_(wanted)))
+    )
+    found: dict[str, int] = {}
+    for sku_id, code, barcode in rows:
+        found[code] = sku_id
+        if barcode:
+            found[barcode] = sku_id
+    for sku in skus:
+        if sku not in found:
+            raise UnknownEntity("sku", sku, f"找不到商品 {sku}")
+    return store_id, found
+
+
+def _merged(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for sku_id, qty in lines:
+        out[sku_id] = out.get(sku_id, 0) + qty
+    return out
+
+
+async def book_sale(
+    session: AsyncSession, *, sale_id: str, store_code: str, sold_at: datetime, lines: Sequence[SaleLineIn],
+    customer_id: str | None, now: datetime,
+) -> Booked:
+    """Book a POS sale atomically in the caller's transaction; the same sale_id again books nothing.
+
+    The Sale row goes in first with ON CONFLICT DO NOTHING: a concurrent twin on PostgreSQL waits for the
+    winner's commit and then sees the conflict, so exactly one of them deducts.
+    """
+    store_id, ids = await _resolve(session, store_code, [line.sku for line in lines])
+    total = sum((line.unit_price * line.qty for line in lines), Decimal(0))
+    insert = _insert_for(session)
+    stmt = insert(Sale).values(
+        sale_id=sale_id, store_id=store_id, sold_at=sold_at, customer_id=customer_id, total=total, created_at=now
+    )
+    sale_pk = (
+        await session.execute(stmt.on_conflict_do_nothing(index_elements=["sale_id"]).returning(Sale.id))
+    ).scalar_one_or_none()
+    if sale_pk is None:
+        return Booked(duplicate=True, store_id=store_id)
+    session.add_all(
+        SaleLine(sale_pk=sale_pk, sku_id=ids[line.sku], qty=line.qty, unit_price=line.unit_price) for line in lines
+    )
+    merged = _merged([(ids[line.sku], line.qty) for line in lines])
+    for sku_id in sorted(merged):  # a fixed order, so two sales never lock the same levels crosswise
+        await book_move(session, store_id=store_id, sku_id=sku_id, kind="sale", qty=-merged[sku_id], at=sold_at,
+                        ref=f"sale:{sale_id}", actor="pos")
+    return Booked(duplicate=False, store_id=store_id, pairs=tuple((store_id, s) for s in sorted(merged)))
+
+
+async def book_receipt(
+    session: AsyncSession, *, receipt_id: str, store_code: str, received_at: datetime,
+    lines: Sequence[tuple[str, int]], actor: str | None, now: datetime,
+) -> Booked:
+    """Book a delivery atomically; the same receipt_id again books nothing."""
+    store_id, ids = await _resolve(session, store_code, [sku for sku, _ in lines])
+    insert = _insert_for(session)
+    stmt = insert(Receipt).values(receipt_id=receipt_id, store_id=store_id, received_at=received_at, created_at=now)
+    pk = (
+        await session.execute(stmt.on_conflict_do_nothing(index_elements=["receipt_id"]).returning(Receipt.id))
+    ).scalar_one_or_none()
+    if pk is None:
+        return Booked(duplicate=True, store_id=store_id)
+    merged = _merged([(ids[sku], qty) for sku, qty in lines])
+    for sku_id in sorted(merged):
+        await book_move(session, store_id=store_id, sku_id=sku_id, kind="receipt", qty=merged[sku_id],
+                        at=received_at, ref=f"receipt:{receipt_id}", actor=actor)
+    return Booked(duplicate=False, store_id=store_id, pairs=tuple((store_id, s) for s in sorted(merged)))
+
+
+async def on_hand_at(session: AsyncSession, store_id: int, sku_id: int, at: datetime) -> int:
+    """The on-hand quantity as it stood at `at`: today's on-hand minus the moves booked after it."""
+    level = await get_level(session, store_id, sku_id)
+    current = level.on_hand if level else 0
+    later = await session.execute(
+        select(func.coalesce(func.sum(StockMove.qty), 0)).where(
+            StockMove.store_id == store_id, StockMove.sku_id == sku_id, StockMove.created_at > at
+        )
+    )
+    return current - int(later.scalar_one())

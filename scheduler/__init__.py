@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -39,11 +40,17 @@ def every(minutes: float) -> IntervalTrigger:
     return IntervalTrigger(minutes=minutes)
 
 
-async def _run(spec: JobSpec, deps: Deps) -> None:
+async def _run(spec: JobSpec, deps: Deps, running: set[asyncio.Task[None]]) -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        running.add(task)  # so shutdown can wait for it (a job cancelled mid-write must release the database)
     try:
         await spec.func(deps)
     except Exception:
         log.exception("scheduled job %s failed; it runs again at its next time", spec.id)
+    finally:
+        if task is not None:
+            running.discard(task)
 
 
 def scheduler_ctx_factory(deps_key: web.AppKey[Deps]) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -53,9 +60,10 @@ def scheduler_ctx_factory(deps_key: web.AppKey[Deps]) -> Callable[[web.Applicati
             yield
             return
         sched = AsyncIOScheduler(timezone="UTC")
+        running: set[asyncio.Task[None]] = set()
         for spec in job_specs(deps):
             sched.add_job(
-                _run, spec.trigger, args=(spec, deps), id=spec.id, replace_existing=True,
+                _run, spec.trigger, args=(spec, deps, running), id=spec.id, replace_existing=True,
                 coalesce=True, max_instances=1, misfire_grace_time=300,
             )
         sched.start()
@@ -64,5 +72,12 @@ def scheduler_ctx_factory(deps_key: web.AppKey[Deps]) -> Callable[[web.Applicati
             yield
         finally:
             sched.shutdown(wait=False)
+            # Let jobs that are mid-flight finish (bounded), then cancel what is left and wait for it, so no
+            # database work outlives the engine.
+            if running:
+                _done, pending = await asyncio.wait(set(running), timeout=deps.config.server.shutdown_grace_seconds)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
 
     return scheduler_ctx

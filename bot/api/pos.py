@@ -1,7 +1,123 @@
-"""/api/pos/sales (HMAC-signed POS webhook) and /api/stock/receipts."""
+"""/api/pos/sales (HMAC-signed POS webhook) and /api/stock/receipts (bearer): atomic, idempotent bookings."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
+from datetime import datetime
+from decimal import Decimal
+
 from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.api import ApiError, read_json, validate
+from bot.config import Settings
+from bot.inbox import WRITE_LOCK
+from bot.keys import DEPS, METRICS
+from models.alert import react
+from models.stock import Booked, SaleLineIn, book_receipt, book_sale
 
 routes = web.RouteTableDef()
+
+MAX_LINES = 500
+
+
+class SaleLine(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    sku: str = Field(min_length=1, max_length=64)
+    qty: StrictInt = Field(gt=0)
+    unit_price: Decimal = Field(Decimal(0), ge=0, max_digits=12, decimal_places=2)
+
+
+class SaleIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    sale_id: str = Field(min_length=1, max_length=128)
+    store: str = Field(min_length=1, max_length=64)
+    sold_at: AwareDatetime
+    lines: list[SaleLine] = Field(min_length=1, max_length=MAX_LINES)
+    customer_id: str | None = Field(None, max_length=128)
+
+
+class ReceiptLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str = Field(min_length=1, max_length=64)
+    qty: StrictInt = Field(gt=0)
+
+
+class ReceiptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    receipt_id: str = Field(min_length=1, max_length=128)
+    store: str = Field(min_length=1, max_length=64)
+    received_at: AwareDatetime
+    lines: list[ReceiptLine] = Field(min_length=1, max_length=MAX_LINES)
+    actor: str | None = Field(None, max_length=64)
+
+
+def check_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """X-Storebot-Signature: sha256=<hex HMAC-SHA256 of the raw body>, compared in constant time."""
+    if not secret or not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(header.removeprefix("sha256=").strip().lower().encode(), expected.encode())
+
+
+def _write_lock(request: web.Request) -> contextlib.AbstractAsyncContextManager[object]:
+    """On SQLite, queue behind the app's one write lock instead of SQLite's sleeping busy timeout."""
+    lock = request.app.get(WRITE_LOCK)
+    if lock is None or request.app[DEPS].config.database.url.startswith("postgresql"):
+        return contextlib.nullcontext()
+    return lock
+
+
+def _check_qty(settings: Settings, qtys: list[int]) -> None:
+    for i, qty in enumerate(qtys):
+        if qty > settings.pos.max_line_qty:
+            raise ApiError(422, f"lines.{i}.qty: {qty} is above the limit of {settings.pos.max_line_qty}")
+
+
+@routes.post("/api/pos/sales")
+async def post_sale(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    metrics = request.app[METRICS]
+    raw = await request.read()
+    if not check_signature(deps.config.pos.webhook_secret.get_secret_value(), raw,
+                           request.headers.get("X-Storebot-Signature")):
+        metrics.pos_sales.labels("bad_signature").inc()
+        raise ApiError(401, "missing or wrong X-Storebot-Signature")
+    body = validate(SaleIn, await read_json(request))
+    _check_qty(deps.config, [line.qty for line in body.lines])
+    now = deps.clock.now()
+    async with _write_lock(request), deps.sessions() as session, session.begin():
+        booked = await book_sale(
+            session, sale_id=body.sale_id, store_code=body.store, sold_at=body.sold_at, customer_id=body.customer_id,
+            lines=[SaleLineIn(line.sku, line.qty, line.unit_price) for line in body.lines], now=now,
+        )
+        await _after(booked, deps.config, session, now)
+    metrics.pos_sales.labels("duplicate" if booked.duplicate else "booked").inc()
+    return web.json_response({"sale_id": body.sale_id, "duplicate": booked.duplicate})
+
+
+@routes.post("/api/stock/receipts")
+async def post_receipt(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    body = validate(ReceiptIn, await read_json(request))
+    _check_qty(deps.config, [line.qty for line in body.lines])
+    now = deps.clock.now()
+    async with _write_lock(request), deps.sessions() as session, session.begin():
+        booked = await book_receipt(
+            session, receipt_id=body.receipt_id, store_code=body.store, received_at=body.received_at,
+            lines=[(line.sku, line.qty) for line in body.lines], actor=body.actor or "api", now=now,
+        )
+        await _after(booked, deps.config, session, now)
+    return web.json_response({"receipt_id": body.receipt_id, "duplicate": booked.duplicate})
+
+
+async def _after(booked: Booked, settings: Settings, session: AsyncSession, now: datetime) -> None:
+    if not booked.duplicate:
+        await react(session, rules=settings.rules, alerts=settings.alerts, now=now, pairs=list(booked.pairs))
