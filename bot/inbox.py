@@ -26,6 +26,7 @@ import handlers
 from bot.config import InboxSettings
 from bot.deps import Deps
 from bot.keys import DEPS, INBOX, METRICS, SETTINGS
+from bot.loop import DrainLoop
 from bot.messages import render
 from bot.metrics import Metrics
 from bot.wecom.parse import to_event
@@ -59,8 +60,7 @@ class InboxWorker:
         self.settings = settings
         self.metrics = metrics
         self.name = (name or f"{socket.gethostname()}:{os.getpid()}")[:64]
-        self._wakeup = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.loop = DrainLoop(f"inbox-worker-{self.name}", self.drain, settings.poll_seconds)
 
     def _gate(self, session: AsyncSession) -> AbstractAsyncContextManager[Any]:
         """SQLite has one writer at a time: queue for it in-process (FIFO, shared with the callback endpoint)
@@ -71,7 +71,7 @@ class InboxWorker:
 
     def wake(self) -> None:
         """A callback was stored: process it now instead of at the next poll."""
-        self._wakeup.set()
+        self.loop.wake()
 
     async def drain(self) -> int:
         """Process events until none is due; return how many were handled (done, retried or failed)."""
@@ -149,29 +149,10 @@ class InboxWorker:
         return outcome
 
     def start(self, workers: int) -> None:
-        for i in range(workers):
-            task = asyncio.create_task(self._run(), name=f"inbox-worker-{i}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self.loop.start(workers)
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            self._wakeup.clear()
-            try:
-                await self.drain()
-            except Exception:  # the database went away, say: keep the loop alive and try again at the next poll
-                log.exception("inbox worker %s: drain failed", self.name)
-            try:
-                async with asyncio.timeout(self.settings.poll_seconds):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
+        await self.loop.stop()
 
 
 async def inbox_ctx(app: web.Application) -> AsyncIterator[None]:

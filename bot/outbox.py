@@ -30,6 +30,7 @@ from bot.config import OutboxSettings
 from bot.deps import Deps
 from bot.errors import WeComAPIError, WeComConnectionError
 from bot.keys import DEPS, METRICS, OUTBOX, WECOM
+from bot.loop import DrainLoop
 from bot.metrics import Metrics
 from bot.outbox_budgets import Budgets, Claimed
 from bot.wecom.client import TOKEN_ERRORS, TRANSIENT_ERRORS, WeComClient, WeComRateLimited
@@ -91,12 +92,11 @@ class OutboxWorker:
         self.name = (name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}")[:64]
         self.budgets = Budgets(self.settings)
         self.recent = RecentSends(timedelta(seconds=self.settings.duplicate_check_interval_seconds))
-        self._wakeup = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.loop = DrainLoop(f"outbox-worker-{self.name}", self.drain, self.settings.poll_seconds)
 
     def wake(self) -> None:
         """Rows were queued: send them now instead of at the next poll."""
-        self._wakeup.set()
+        self.loop.wake()
 
     async def drain(self) -> int:
         """Claim and send batches until nothing is due; return how many rows were attempted.
@@ -340,28 +340,10 @@ class OutboxWorker:
             self.metrics.outbox_sends.labels(label).inc(n)
 
     def start(self) -> None:
-        task = asyncio.create_task(self._run(), name=f"outbox-worker-{self.name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.loop.start()
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            self._wakeup.clear()
-            try:
-                await self.drain()
-            except Exception:  # the database went away, say: keep the loop alive and try again at the next poll
-                log.exception("outbox worker %s: drain failed", self.name)
-            try:
-                async with asyncio.timeout(self.settings.poll_seconds):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
+        await self.loop.stop()
 
 
 _BATCHES_AHEAD = 2  # batches claimed but not yet all started: enough to keep the wire busy during a claim

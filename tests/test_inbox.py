@@ -132,7 +132,7 @@ async def test_shutdown_cancels_the_worker_tasks(
 ) -> None:
     client = await make_client(make_settings(inbox={"workers": 3}))
     worker = inbox_worker(client)
-    tasks = set(worker._tasks)
+    tasks = set(worker.loop.tasks)
     assert len(tasks) == 3 and not any(t.done() for t in tasks)
     await client.close()
-    assert all(t.done() for t in tasks) and not worker._tasks
+    assert all(t.done() for t in tasks) and not worker.loop.tasks
