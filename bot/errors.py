@@ -10,6 +10,7 @@ StorebotError
 │   └── InvalidState            the object is not in a state that allows the action (e.g. already approved)
 └── WeComError                  anything from the WeCom edge
     ├── WeComCryptoError        signature, corp id, decryption or timestamp check failed
+    ├── MalformedCallback       callback XML broken, with a DTD or entities, or missing a field WeCom sends
     ├── WeComConnectionError    network failure or timeout talking to WeCom
     └── WeComAPIError           WeCom answered with a non-zero errcode
 """
@@ -70,6 +71,12 @@ class WeComError(StorebotError):
 
 class WeComCryptoError(WeComError):
     pass
+
+
+class MalformedCallback(WeComError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"malformed WeCom callback: {reason}")
 
 
 class WeComConnectionError(WeComError):

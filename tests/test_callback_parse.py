@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.errors import MalformedCallback
 from bot.events import (
     CardClick,
     EnterAgent,
@@ -22,7 +23,7 @@ from bot.events import (
     SelectedItem,
     TextMessage,
 )
-from bot.wecom.crypto import CallbackCrypto, MalformedCallback
+from bot.wecom.crypto import CallbackCrypto
 from bot.wecom.parse import dedupe_key, message_dict, to_event
 from tests.conftest import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN
 

@@ -13,10 +13,10 @@ from prometheus_client import Counter
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.errors import ConfigError, WeComCryptoError
+from bot.errors import ConfigError, MalformedCallback, WeComCryptoError
 from bot.inbox import WRITE_LOCK
 from bot.keys import CLOCK, ENGINE, INBOX, METRICS, SETTINGS
-from bot.wecom.crypto import CallbackCrypto, MalformedCallback, check_timestamp, encrypted_field
+from bot.wecom.crypto import CallbackCrypto, check_timestamp, encrypted_field
 from bot.wecom.parse import dedupe_key, event_name, message_dict, to_event
 from models.inbox import InboundEvent
 

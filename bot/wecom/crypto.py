@@ -15,15 +15,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
-from bot.errors import WeComCryptoError, WeComError
-
-
-class MalformedCallback(WeComError):
-    """A callback whose XML is broken, carries a DTD or entities, or lacks a field WeCom always sends."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"malformed WeCom callback: {reason}")
+from bot.errors import MalformedCallback, WeComCryptoError
 
 
 def parse_xml(data: bytes | str) -> Element:

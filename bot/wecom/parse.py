@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from bot.errors import MalformedCallback
 from bot.events import (
     CardClick,
     EnterAgent,
@@ -20,7 +21,7 @@ from bot.events import (
     SelectedItem,
     TextMessage,
 )
-from bot.wecom.crypto import MalformedCallback, parse_xml
+from bot.wecom.crypto import parse_xml
 
 # (container, item): xmltodict gives one item as a dict and several as a list; these are always lists here.
 _LIST_ITEMS = {("SelectedItems", "SelectedItem"), ("OptionIds", "OptionId"), ("PicList", "item")}
