@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import api, db
+from bot.api import stock as stock_api
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.deps import Deps
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.cleanup_ctx.append(inbox_ctx)
     app.cleanup_ctx.append(outbox_ctx)
     app.cleanup_ctx.append(scheduler_ctx_factory(DEPS))
+    app.cleanup_ctx.append(stock_api.menu_ctx)  # menu/create with the scan buttons, when wecom.create_menu
     api.setup_routes(app)
     callback.setup(app)
     return app

@@ -11,20 +11,27 @@ import signal
 import socket
 import string
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot import db
-from bot.clock import SystemClock
+from bot.clock import Clock, SystemClock
 from bot.config import Settings, load_settings
-from bot.demo_data import STAFF, STORES, chat_id, demo_users, write_sample_chain
+from bot.demo_data import STAFF, STORES, chat_id, demo_users, sale_defaults, transfer_walkthrough, write_sample_chain
 from bot.importer import import_files, prepare_schema
 from bot.logs import configure_logging
 
+if TYPE_CHECKING:
+    from bot.sandbox import Sandbox
+
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
+DIGEST_SECONDS = 20
 ALNUM = string.ascii_letters + string.digits
 
 TASKS_TOML = """
@@ -79,6 +86,10 @@ class Credentials:
         return cls(corp_id="ww" + secrets.token_hex(8), secret=pick(43), token=pick(24), encoding_aes_key=pick(43),
                    admin_token=pick(20), pos_secret=pick(32))
 
+    def secrets(self) -> list[str]:
+        """What the log redaction filter hides."""
+        return [self.secret, self.token, self.encoding_aes_key, self.admin_token, self.pos_secret]
+
 
 def write_config(folder: Path, creds: Credentials, bot_port: int, sandbox_url: str) -> Path:
     def q(value: object) -> str:  # a JSON string is a valid TOML basic string
@@ -108,7 +119,14 @@ api_base = {q(sandbox_url)}
 webhook_secret = {q(creds.pos_secret)}
 
 [alerts]
+digest_seconds = {DIGEST_SECONDS}                     # a short window, so the digest card shows within a minute
 quiet_hours = ""                        # the demo runs at any hour
+
+[task_rules]
+push_jitter_seconds = 0                 # a pushed task card shows at once
+
+[scheduler]
+enabled = true                          # the digest flush and task chasing are scheduler jobs
 {TASKS_TOML}"""
     path = folder / "config.toml"
     path.write_text(text, encoding="utf-8")
@@ -120,9 +138,9 @@ def _listen(port: int) -> socket.socket:
     return socket.create_server((HOST, port))
 
 
-def make_sandbox_app(settings: Settings, creds: Credentials, sandbox_url: str) -> web.Application:
+def make_sandbox(settings: Settings, creds: Credentials, sandbox_url: str, clock: Clock | None = None) -> Sandbox:
     """The WeCom sandbox with the demo's people and store group chats, calling back into the bot."""
-    from bot.sandbox import Sandbox, SandboxConfig, create_sandbox_app
+    from bot.sandbox import Sandbox, SandboxConfig
 
     chats: dict[str, list[str]] = {chat_id(code): [] for code in STORES}
     for userid, (_, _, store, _) in STAFF.items():
@@ -134,79 +152,126 @@ def make_sandbox_app(settings: Settings, creds: Credentials, sandbox_url: str) -
         callback_url=f"{settings.server.public_url}{settings.wecom.callback_path}",
         users=demo_users(), chats=chats, corp_name="样例连锁（演示）", public_url=sandbox_url,
     )
-    return create_sandbox_app(Sandbox(config))
+    return Sandbox(config, clock=clock)
 
 
-async def seed(settings: Settings, folder: Path) -> None:
+async def seed(settings: Settings, folder: Path, clock: Clock | None = None) -> None:
     """Write the sample chain as CSVs and import them with the real importer."""
     engine = db.make_engine(settings.database)
     try:
         await prepare_schema(settings, engine)
+        # The demo's database is new each run: tables a migration does not cover yet (work in progress between
+        # releases) are created from the models, as the test suite does, so every loop works in the demo.
+        import models
+
+        async with engine.begin() as conn:
+            await conn.run_sync(models.Base.metadata.create_all)
         paths = await asyncio.to_thread(write_sample_chain, folder / "seed")
-        await import_files(db.session_factory(engine), paths, clock=SystemClock())
+        await import_files(db.session_factory(engine), paths, clock=clock or SystemClock())
     finally:
         await engine.dispose()
 
 
-def banner(phone: str, bot_url: str, dashboard: str, creds: Credentials, folder: Path) -> str:
+def banner(run: DemoRun) -> str:
     store_of = {userid: STORES[store][0] for userid, (_, _, store, _) in STAFF.items() if store}
+    steps = "\n".join(f"     {n}. {step.who}: {step.zh}\n        {step.en}"
+                      for n, step in enumerate(transfer_walkthrough(), 1))
+    store, sku, qty = sale_defaults()
     return f"""
 storebot 演示已启动 / demo is running
-  手机页面 Phone:        {phone}
-  看板 Dashboard:        {dashboard}
-  机器人 Bot:            {bot_url}  (callback {bot_url}/wecom/callback)
-  管理员口令 Admin token: {creds.admin_token}   (API: Authorization: Bearer <token>)
-  临时目录 Temp folder:  {folder}
+  手机页面 Phone:        {run.phone_url}
+  看板 Dashboard:        {run.dashboard_url}
+  机器人 Bot:            {run.bot_url}  (callback {run.bot_url}{run.settings.wecom.callback_path})
+  管理员口令 Admin token: {run.creds.admin_token}   (API: Authorization: Bearer <token>)
+  临时目录 Temp folder:  {run.folder}
 
 试试 / Try this:
   1. 打开手机页面，选一个用户 / open the phone page and pick a user:
      lina（李娜，{store_of["lina"]} 店员 staff）, zhangwei（张伟，{store_of["zhangwei"]} 店长 manager）,
      fengtao（冯涛，华东区督导 supervisor）, caoyang（曹阳，管理员 admin）
-  2. 发送 / send:  帮助    库存 A001    盘点 A001 7    调拨 S002 A001 5
-  3. 在看板上看库存和预警 / watch stock and alerts on the dashboard.
+  2. 发送 / send:  帮助    库存 A001    盘点 A001 7
+  3. 库存预警 / stock alert: 看板「演示操作」里点「模拟收银」({store} {sku} × {qty})，
+     约 {DIGEST_SECONDS}–{DIGEST_SECONDS + 30} 秒后 zhangwei 的手机收到「库存提醒汇总」卡片
+     / press "模拟收银" on the dashboard; zhangwei's phone shows the digest card.
+  4. 任务 / tasks: 看板里点「立即推送」，店员收到任务卡片，在手机页面点「拍照」完成 / press "立即推送", then "拍照".
+  5. 调拨 / transfer:
+{steps}
 按 Ctrl-C 停止 / press Ctrl-C to stop.
 """
 
 
+@dataclass
+class DemoRun:
+    """A running demo: its settings, credentials, sandbox and the bot app, and where each answers."""
+
+    folder: Path
+    settings: Settings
+    creds: Credentials
+    sandbox: Sandbox
+    bot_app: web.Application
+    phone_url: str
+    bot_url: str
+    dashboard_url: str
+
+
+def bind(port: int, sandbox_port: int) -> tuple[socket.socket, socket.socket]:
+    """Bind both ports now, so port 0 turns into a real port before the config that names it is written."""
+    bot_sock = _listen(port)
+    try:
+        return bot_sock, _listen(sandbox_port)
+    except OSError:
+        bot_sock.close()
+        raise
+
+
+@asynccontextmanager
+async def running_demo(folder: Path, bot_sock: socket.socket, sandbox_sock: socket.socket,
+                       creds: Credentials | None = None, clock: Clock | None = None) -> AsyncIterator[DemoRun]:
+    """Seed the chain into `folder`, serve the sandbox and the bot (with the demo panel) on the bound sockets."""
+    from bot.app import create_app
+    from bot.demo_panel import DemoPanel, install
+    from bot.sandbox import create_sandbox_app
+
+    bot_port, sandbox_port = bot_sock.getsockname()[1], sandbox_sock.getsockname()[1]
+    sandbox_url = f"http://{HOST}:{sandbox_port}"
+    creds = creds or Credentials.random()
+    settings = load_settings(write_config(folder, creds, bot_port, sandbox_url), env={})
+    await seed(settings, folder, clock)
+    sandbox = make_sandbox(settings, creds, sandbox_url, clock)
+    bot_app = create_app(settings, clock=clock)
+    bot_url = settings.server.public_url
+    install(bot_app, DemoPanel(self_url=bot_url, phone_url=f"{sandbox_url}/"))
+    runners: list[web.AppRunner] = []
+    try:
+        runners.append(await _start(create_sandbox_app(sandbox), sandbox_sock))
+        runners.append(await _start(bot_app, bot_sock))
+        yield DemoRun(folder, settings, creds, sandbox, bot_app, f"{sandbox_url}/", bot_url,
+                      f"{bot_url}/dashboard?token={creds.admin_token}")
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
 async def serve_demo(port: int, sandbox_port: int, keep: bool, stop: asyncio.Event | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="storebot-demo-"))
-    runners: list[web.AppRunner] = []
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         try:
-            bot_sock = _listen(port)
-            try:
-                sandbox_sock = _listen(sandbox_port)
-            except OSError:
-                bot_sock.close()
-                raise
+            bot_sock, sandbox_sock = bind(port, sandbox_port)
         except OSError as err:
             print(f"storebot demo: cannot listen on {HOST}: {err} — try --port 0 --sandbox-port 0")
             return 1
-        bot_port, sandbox_port = bot_sock.getsockname()[1], sandbox_sock.getsockname()[1]
-        sandbox_url = f"http://{HOST}:{sandbox_port}"
         creds = Credentials.random()
-        settings = load_settings(write_config(folder, creds, bot_port, sandbox_url), env={})
-        configure_logging(settings.secrets(), logging.WARNING)
-        await seed(settings, folder)
-
-        from bot.app import create_app
-
-        runners.append(await _start(make_sandbox_app(settings, creds, sandbox_url), sandbox_sock))
-
-        runners.append(await _start(create_app(settings), bot_sock))
-        bot_url = settings.server.public_url
-        dashboard = f"{bot_url}/dashboard?token={creds.admin_token}"
-        print(banner(f"{sandbox_url}/", bot_url, dashboard, creds, folder), flush=True)
-        await stop.wait()
-        print("正在停止 / stopping…", flush=True)
+        configure_logging(creds.secrets(), logging.WARNING)
+        async with running_demo(folder, bot_sock, sandbox_sock, creds) as run:
+            print(banner(run), flush=True)
+            await stop.wait()
+            print("正在停止 / stopping…", flush=True)
         return 0
     finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         if keep:

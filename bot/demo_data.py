@@ -197,3 +197,57 @@ def write_sample_chain(folder: Path) -> list[Path]:
         _write(folder / "stock.csv", ["store", "sku", "on_hand", "safety_stock"],
                [list(row) for row in demo_stock(skus)]),
     ]
+
+
+@dataclass(frozen=True)
+class WalkStep:
+    """One step of a demo walkthrough: who does what, in Chinese and in English."""
+
+    userid: str
+    who: str
+    zh: str
+    en: str
+
+
+ROLE_NAMES = {"staff": "店员", "manager": "店长", "supervisor": "督导", "admin": "管理员"}
+TRANSFER_FROM, TRANSFER_TO, TRANSFER_SKU, TRANSFER_QTY = "S002", "S001", "A001", 5
+
+
+def _person(role: str, store: str = "", region: str = "") -> str:
+    return next(u for u, (_, r, s, g) in STAFF.items() if r == role and s == store and g == region)
+
+
+def _who(userid: str) -> str:
+    name, role, store, region = STAFF[userid]
+    where = STORES[store][0] if store else region
+    return f"{name}（{userid}，{where}{ROLE_NAMES[role]}）"
+
+
+def transfer_walkthrough() -> list[WalkStep]:
+    """The transfer loop with the seeded people: S001 asks S002 for stock, the region's supervisor approves,
+    S002's manager ships, S001 signs."""
+    src_name, dst_name = STORES[TRANSFER_FROM][0], STORES[TRANSFER_TO][0]
+    requester = next(u for u, (_, r, s, _g) in STAFF.items() if r == "staff" and s == TRANSFER_TO)
+    supervisor = _person("supervisor", region=STORES[TRANSFER_TO][1])
+    shipper = _person("manager", store=TRANSFER_FROM)
+    receiver = _person("manager", store=TRANSFER_TO)
+    ask = f"调拨 {TRANSFER_FROM} {TRANSFER_SKU} {TRANSFER_QTY}"
+    return [
+        WalkStep(requester, _who(requester),
+                 f"在手机页面选 {requester}，发送「{ask}」：向{src_name}要 {TRANSFER_QTY} 件 {TRANSFER_SKU}，"
+                 "回复里有调拨单号",
+                 f'pick {requester} on the phone page and send "{ask}"; the reply names the transfer id'),
+        WalkStep(supervisor, _who(supervisor), f"切换到 {supervisor}，在「调拨审批」卡片上点「同意」",
+                 f'switch to {supervisor} and tap "同意" (approve) on the approval card'),
+        WalkStep(shipper, _who(shipper), f"切换到 {shipper}，在「调拨出库」卡片上点「确认出库」（{src_name}库存减少）",
+                 f'switch to {shipper} and tap "确认出库" (shipped) on the ship card'),
+        WalkStep(requester, _who(requester), f"切回 {requester}，发送「签收 调拨单号」（或 {receiver} 在{dst_name}的"
+                 "到货卡片上点「确认签收」），货物入库",
+                 f'back to {requester}: send "签收 <id>" (or {receiver} taps "确认签收"); stock arrives'),
+    ]
+
+
+def sale_defaults() -> tuple[str, str, int]:
+    """(store, SKU, qty) of a sale that takes S001's A001 from just above its safety line to below it."""
+    on_hand, safety = next((o, s) for st, sku, o, s in demo_stock(demo_skus()) if (st, sku) == ("S001", "A001"))
+    return "S001", "A001", on_hand - safety + 1

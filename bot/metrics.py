@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import Settings
 from models.inbox import InboundEvent
 from models.outbox import OutboundMessage
 from models.task import TaskInstance
@@ -35,7 +38,7 @@ class Metrics:
             ["store", "metric"], registry=r,
         )
 
-    async def refresh(self, session: AsyncSession) -> None:
+    async def refresh(self, session: AsyncSession, settings: Settings, now: datetime) -> None:
         """Read the gauges that live in the database."""
         self.outbox_state.clear()
         for state, n in await session.execute(
@@ -48,6 +51,9 @@ class Metrics:
         self.task_state.clear()
         for state, n in await session.execute(select(TaskInstance.state, func.count()).group_by(TaskInstance.state)):
             self.task_state.labels(state).set(n)
+        from bot.api.store_metrics import refresh_store_gauges  # stock loop: accuracy, slow-moving, emergencies
+
+        await refresh_store_gauges(session, self.store_gauges, settings, now)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -34,7 +34,7 @@ class Alert(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))  # indexed as the unique key's prefix
     sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
     kind: Mapped[str] = mapped_column(String(32))
     level: Mapped[str] = mapped_column(String(16))  # critical | warning
@@ -101,13 +101,22 @@ def _sql(sql: str, params: dict[str, object]) -> TextClause:
     return text(sql).bindparams(*typed)
 
 
-def _pairs_filter(pairs: Sequence[tuple[int, int]] | None, params: dict[str, object]) -> str:
+def _pairs_filter(pairs: Sequence[tuple[int, int]] | None, params: dict[str, object], table: str) -> str:
+    """" AND ((t.store_id = .. AND t.sku_id IN (..)) OR ...)" for the touched pairs, grouped by store so both
+    columns of the (store_id, sku_id) index are used; "" for every pair."""
     if pairs is None:
         return ""
+    by_store: dict[int, list[int]] = {}
+    for store_id, sku_id in pairs:
+        by_store.setdefault(store_id, []).append(sku_id)
     terms = []
-    for i, (store_id, sku_id) in enumerate(pairs):
-        params[f"st{i}"], params[f"sk{i}"] = store_id, sku_id
-        terms.append(f"(sl.store_id = :st{i} AND sl.sku_id = :sk{i})")
+    for i, (store_id, sku_ids) in enumerate(sorted(by_store.items())):
+        params[f"st{i}"] = store_id
+        names = []
+        for j, sku_id in enumerate(sorted(set(sku_ids))):
+            params[f"sk{i}_{j}"] = sku_id
+            names.append(f":sk{i}_{j}")
+        terms.append(f"({table}.store_id = :st{i} AND {table}.sku_id IN ({', '.join(names)}))")
     return " AND (" + " OR ".join(terms) + ")" if terms else " AND 1 = 0"
 
 
@@ -124,7 +133,7 @@ async def evaluate(
         return []
     kind_expr, params = _condition_kind(rules, now)
     params["now"] = now
-    where = _pairs_filter(pairs, params)
+    where = _pairs_filter(pairs, params, "sl")
     crit = ", ".join(f"'{k}'" for k in alerts.critical_kinds if k in KINDS) or "''"
     due = " ".join(f"WHEN '{k}' THEN :due_{k}" for k in KINDS)
     for k in KINDS:
@@ -132,11 +141,9 @@ async def evaluate(
     resolve = (
         "UPDATE alerts SET state = 'resolved', open_key = NULL, resolved_at = :now, esc_due_at = NULL "
         "WHERE open_key IS NOT NULL AND kind <> COALESCE((SELECT " + kind_expr + " FROM stock_levels sl "
-        "WHERE sl.store_id = alerts.store_id AND sl.sku_id = alerts.sku_id" + where + "), '')"
+        "WHERE sl.store_id = alerts.store_id AND sl.sku_id = alerts.sku_id), '')"
+        + _pairs_filter(pairs, params, "alerts")
     )
-    if pairs is not None:
-        resolve += " AND EXISTS (SELECT 1 FROM stock_levels sl WHERE sl.store_id = alerts.store_id " \
-                   "AND sl.sku_id = alerts.sku_id" + where + ")"
     await session.execute(_sql(resolve, params), params)
     raise_sql = (
         "INSERT INTO alerts (store_id, sku_id, kind, level, state, open_key, on_hand, safety_stock, created_at, "
@@ -145,7 +152,8 @@ async def evaluate(
         "'open', 1, on_hand, safety_stock, :now, 0, CASE kind " + due + " END FROM ("
         "SELECT sl.store_id AS store_id, sl.sku_id AS sku_id, sl.on_hand AS on_hand, "
         "sl.safety_stock AS safety_stock, " + kind_expr + " AS kind FROM stock_levels sl WHERE 1 = 1" + where +
-        ") c WHERE kind IS NOT NULL "
+        ") c WHERE kind IS NOT NULL AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.store_id = c.store_id "
+        "AND a.sku_id = c.sku_id AND a.kind = c.kind AND a.open_key = 1) "  # cheaper than a conflict per row
         "ON CONFLICT (store_id, sku_id, kind, open_key) DO NOTHING RETURNING id"
     )
     # SQLite's parser needs a WHERE before ON CONFLICT in INSERT ... SELECT: it is there ("c WHERE kind").

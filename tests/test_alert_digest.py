@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.events import CardClick
 from bot.keys import DEPS
 from bot.sandbox import Sandbox
-from models.alert import Alert
+from handlers import dispatch
+from models.alert import Alert, AlertDigest, AlertNotice
 from models.catalog import Sku
 from models.stock import StockLevel, book_move
 from scheduler.stock_jobs import alert_tick, evaluate_rules
@@ -53,7 +56,7 @@ async def pos_sale(h: Harness, sale_id: str, lines: list[tuple[str, int]], store
 
 async def tick(h: Harness, **advance: float) -> None:
     if advance:
-        h.clock.advance(**advance)
+        h.clock.advance(timedelta(**advance))
     await alert_tick(h.app[DEPS])
     await h.settle()
 
@@ -147,9 +150,6 @@ async def test_staff_cannot_acknowledge(make_harness: Make, chain: Chain,
     h = await make_harness()
     await pos_sale(h, "POS-1", [("A001", 16)])
     await tick(h, minutes=5)
-    from bot.events import CardClick
-    from handlers import dispatch
-
     deps = h.app[DEPS]
     async with sessions() as s, s.begin():
         await dispatch(CardClick(from_user="s1", create_time=h.clock.now(), agent_id=1, key="alert:ack:1",
@@ -200,3 +200,52 @@ async def test_rules_on_schedule_raise_resolve_and_stay_unique(
         assert n_open == 19
     h.clock.advance(days=4)  # nothing moved A001 for more than no_movement_days: now it is slow-moving
     assert await evaluate_rules(deps) == 1
+
+
+async def test_snooze_holds_the_chain_until_it_ends(make_harness: Make, chain: Chain,
+                                                    sessions: async_sessionmaker[AsyncSession]) -> None:
+    h = await make_harness()
+    await pos_sale(h, "POS-1", [("A001", 16)])
+    await tick(h, minutes=5)
+    h.clock.advance(minutes=1)
+    await h.tap("m1", "alert:snoozeall:1")
+    assert h.sandbox.cards_for("m1")[0].replace_name == "已暂停24小时"
+    await tick(h, hours=3)
+    assert h.sandbox.cards_for("sup1") == []
+    await tick(h, hours=21)  # the snooze ended, still unacknowledged: the overdue step fires now
+    await tick(h, minutes=5)
+    assert len(h.sandbox.cards_for("sup1")) == 1
+
+
+async def test_alert_resolves_itself_when_stock_comes_back(make_harness: Make, chain: Chain,
+                                                           sessions: async_sessionmaker[AsyncSession]) -> None:
+    h = await make_harness()
+    await pos_sale(h, "POS-1", [("A001", 16)])
+    r = await h.client.post("/api/stock/receipts", headers={"Authorization": "Bearer test-admin-token"}, json={
+        "receipt_id": "R1", "store": "S001", "received_at": h.clock.now().isoformat(),
+        "lines": [{"sku": "A001", "qty": 10}]})
+    assert r.status == 200
+    await tick(h, minutes=5)
+    assert h.sandbox.cards_for("m1") == []  # cleared before the window closed: nothing to say
+    async with sessions() as s:
+        assert (await s.execute(select(Alert.state))).scalar_one() == "resolved"
+
+
+async def test_two_processes_ticking_at_once_fire_each_step_and_digest_once(
+    make_harness: Make, chain: Chain, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    h = await make_harness()
+    await pos_sale(h, "POS-1", [("A001", 16)])
+    deps = h.app[DEPS]
+    h.clock.advance(minutes=5)
+    await asyncio.gather(alert_tick(deps), alert_tick(deps), alert_tick(deps))
+    h.clock.advance(minutes=120)
+    await asyncio.gather(alert_tick(deps), alert_tick(deps), alert_tick(deps))
+    h.clock.advance(minutes=5)
+    await asyncio.gather(alert_tick(deps), alert_tick(deps), alert_tick(deps))
+    await h.settle()
+    assert (len(h.sandbox.cards_for("m1")), len(h.sandbox.cards_for("sup1"))) == (1, 1)
+    async with sessions() as s:
+        notices = (await s.execute(select(AlertNotice.step, AlertNotice.recipient))).all()
+        assert sorted(notices) == [(0, "m1"), (1, "sup1")]
+        assert (await s.execute(select(func.count()).select_from(AlertDigest))).scalar_one() == 2

@@ -55,7 +55,7 @@ class StoreRow:
     items: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _authorised(request: web.Request) -> tuple[bool, bool]:
+def authorised(request: web.Request) -> tuple[bool, bool]:
     """(allowed, came with ?token=): the admin token as a query parameter or the cookie it set."""
     expected = request.app[SETTINGS].server.admin_token.get_secret_value().encode()
     given = request.query.get("token")
@@ -138,6 +138,14 @@ async def _summary(sessions: async_sessionmaker[AsyncSession], now: datetime) ->
     }
 
 
+def _demo_context(app: web.Application) -> dict[str, Any] | None:
+    """The demo panel's forms and walkthrough, only when `storebot demo` turned the panel on."""
+    from bot.demo_panel import DEMO_PANEL, context  # the panel builds on this module
+
+    panel = app.get(DEMO_PANEL)
+    return context(app, panel) if panel is not None else None
+
+
 @routes.get("/")
 async def root(request: web.Request) -> web.Response:
     raise web.HTTPFound("/dashboard")
@@ -145,11 +153,12 @@ async def root(request: web.Request) -> web.Response:
 
 @routes.get("/dashboard")
 async def dashboard(request: web.Request) -> web.Response:
-    allowed, from_query = _authorised(request)
+    allowed, from_query = authorised(request)
     if not allowed:
         html = environment().get_template("denied.html").render()
         return web.Response(text=html, status=401, content_type="text/html")
     context = await _summary(request.app[SESSIONS], request.app[CLOCK].now())
+    context["demo"] = _demo_context(request.app)
     html = environment().get_template("index.html").render(**context)
     response = web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
     if from_query:

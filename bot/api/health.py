@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from bot.keys import METRICS, SESSIONS
+from bot.keys import CLOCK, METRICS, SESSIONS, SETTINGS
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -29,5 +29,5 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
     async with request.app[SESSIONS]() as session:
-        await m.refresh(session)
+        await m.refresh(session, request.app[SETTINGS], request.app[CLOCK].now())
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,18 +1,58 @@
-"""/api/stock: on-hand and safety line per store and SKU."""
+"""/api/stock: on-hand and safety line per store and SKU; the app menu's scan buttons (menu/create at start)."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 
 from bot.api import query_param
-from bot.errors import UnknownEntity
-from bot.keys import SESSIONS
+from bot.errors import UnknownEntity, WeComError
+from bot.keys import SESSIONS, SETTINGS, WECOM
 from models.catalog import find_sku
 from models.org import store_by_code
 from models.stock import StockLevel
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+
+# key -> button name; handlers/stock.py answers the ScanCode events these keys send
+SCAN_BUTTONS = {"scan_in": "扫码入库", "scan_out": "扫码出库", "scan_count": "扫码盘点"}
+
+
+MENU_TASK = web.AppKey("stock_menu_task", asyncio.Task[None])
+
+
+def scan_menu() -> dict[str, Any]:
+    """The app menu (menu/create body): one "库存" entry holding the three scancode_waitmsg buttons."""
+    return {"button": [{"name": "库存", "sub_button": [
+        {"type": "scancode_waitmsg", "name": name, "key": key} for key, name in SCAN_BUTTONS.items()
+    ]}]}
+
+
+async def menu_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With wecom.create_menu, create the menu in the background at start; a failure is logged, never fatal."""
+    if not app[SETTINGS].wecom.create_menu:
+        yield
+        return
+
+    async def create() -> None:
+        try:
+            await app[WECOM].create_menu(scan_menu())
+            log.info("app menu created")
+        except WeComError as err:
+            log.warning("could not create the app menu: %s", err)
+
+    task = app[MENU_TASK] = asyncio.create_task(create())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @routes.get("/api/stock")
