@@ -185,7 +185,7 @@ storebot 演示已启动 / demo is running
      fengtao（冯涛，华东区督导 supervisor）, caoyang（曹阳，管理员 admin）
   2. 发送 / send:  帮助    库存 A001    盘点 A001 7
   3. 库存预警 / stock alert: 看板「演示操作」里点「模拟收银」({store} {sku} × {qty})，
-     约 {DIGEST_SECONDS}–{DIGEST_SECONDS + 30} 秒后 zhangwei 的手机收到「库存提醒汇总」卡片
+     约 {DIGEST_SECONDS}–{DIGEST_SECONDS + DIGEST_SECONDS // 2} 秒后 zhangwei 的手机收到「库存提醒汇总」卡片
      / press "模拟收银" on the dashboard; zhangwei's phone shows the digest card.
   4. 任务 / tasks: 看板里点「立即推送」，店员收到任务卡片，在手机页面点「拍照」完成 / press "立即推送", then "拍照".
   5. 调拨 / transfer:
