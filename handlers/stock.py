@@ -19,6 +19,8 @@ from models.count import StockCount, decide, record_count
 from models.org import Staff, Store, region_supervisor, store_manager
 from models.outbox import send_card, send_text, update_card_button
 from models.stock import book_move, get_level
+from models.task import record_task_count
+from models.transfer import in_transit
 
 router = Router("stock")
 
@@ -92,10 +94,6 @@ async def do_count(ctx: Context, store: Store, sku: Sku, qty: int) -> None:
 
 
 async def _tick_count_tasks(ctx: Context, store_id: int, sku_id: int) -> None:
-    try:
-        from models.task import record_task_count
-    except ImportError:  # the task loop is optional for the stock loop
-        return
     for done in await record_task_count(ctx.session, ctx.user, store_id, sku_id, ctx.now):
         await ctx.reply(done.message())
 
@@ -145,13 +143,7 @@ async def level_command(event: TextMessage, ctx: Context, args: list[str]) -> No
     store = await _own_store(ctx, "查库存")
     sku = await _sku(ctx, args[0])
     level = await get_level(ctx.session, store.id, sku.id)
-    moving = 0
-    try:
-        from models.transfer import in_transit
-    except ImportError:
-        pass
-    else:
-        moving = await in_transit(ctx.session, store.id, sku.id)
+    moving = await in_transit(ctx.session, store.id, sku.id)
     await ctx.reply(render("stock_level", store=store.name, sku=sku.code, item=sku.name,
                            on_hand=level.on_hand if level else 0, safety=level.safety_stock if level else 0,
                            in_transit=moving))

@@ -13,6 +13,7 @@ from bot.messages import render
 from handlers import transfer_notify as notify
 from handlers.router import Context, Router
 from models import transfer as tr
+from models.alert import react
 from models.catalog import find_sku
 from models.org import Staff, store_manager
 from models.outbox import update_card_button
@@ -173,6 +174,13 @@ async def _reject(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
                       ctx.now, f"{t.id}:rejected")
 
 
+async def _react(ctx: Context, store_id: int, t: tr.Transfer) -> None:
+    """Shipping can take the source under its safety line and receiving can clear an alert: check at once."""
+    pairs = [(store_id, line.sku_id) for line, _sku in await tr.lines_of(ctx.session, t.id)]
+    cfg = ctx.deps.config
+    await react(ctx.session, rules=cfg.rules, alerts=cfg.alerts, now=ctx.now, pairs=pairs)
+
+
 async def _ship(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
     try:
         async with ctx.session.begin_nested():
@@ -181,6 +189,7 @@ async def _ship(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
         await _lost_race(ctx, t, event, err)
         return
     await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已出库", now=ctx.now)
+    await _react(ctx, t.from_store_id, t)
     await notify.settle_cards(ctx.session, t, "ship", f"已由{ctx.user.name}出库", "已出库", ctx.now,
                               skip={ctx.user.userid})
     await notify.send_receive_cards(ctx.session, t, ctx.now)
@@ -194,6 +203,7 @@ async def _receive(ctx: Context, t: tr.Transfer, received: dict[int, int] | None
         await _lost_race(ctx, t, clicked, err)
         return
     button = "部分签收" if short else "已签收"
+    await _react(ctx, t.to_store_id, t)
     if clicked is not None:
         await update_card_button(ctx.session, ctx.user.userid, clicked.response_code, button, now=ctx.now)
     await notify.settle_cards(ctx.session, t, "receive", f"已由{ctx.user.name}签收", button, ctx.now,

@@ -84,7 +84,7 @@ async def test_api_refuses_missing_or_wrong_token(client: AppClient, chain: Chai
 async def test_stock_endpoint_answers_from_the_ledger(client: AppClient, chain: Chain) -> None:
     r = await client.get("/api/stock", params={"store": "S001", "sku": "A001"}, headers=auth())
     assert r.status == 200
-    assert await r.json() == {"store": "S001", "sku": "A001", "on_hand": 20, "safety_stock": 5}
+    assert await r.json() == {"store": "S001", "sku": "A001", "on_hand": 20, "safety_stock": 5, "in_transit": 0}
     r = await client.get("/api/stock", params={"store": "S001", "sku": "6900000000011"}, headers=auth())
     assert (await r.json())["sku"] == "A001"
 

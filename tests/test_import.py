@@ -85,7 +85,7 @@ async def test_csv_import_then_api_returns_the_row(
     client = await make_client()
     r = await client.get("/api/stock", params={"store": "S001", "sku": "A001"}, headers=auth())
     assert r.status == 200
-    assert await r.json() == {"store": "S001", "sku": "A001", "on_hand": 20, "safety_stock": 5}
+    assert await r.json() == {"store": "S001", "sku": "A001", "on_hand": 20, "safety_stock": 5, "in_transit": 0}
     snap = await snapshot(sessions)
     # opening balances are ledger moves; a zero opening needs no move; the barcode finds the SKU too
     assert snap["moves"] == [("S001", "A001", "opening", 20, 20), ("S001", "A002", "opening", 12, 12),
@@ -109,7 +109,7 @@ async def test_xlsx_gives_the_same_result_as_csv(
     assert await snapshot(sessions) == from_xlsx
     client = await make_client()
     r = await client.get("/api/stock", params={"store": "S001", "sku": "6900000000028"}, headers=auth())
-    assert await r.json() == {"store": "S001", "sku": "A002", "on_hand": 12, "safety_stock": 4}
+    assert await r.json() == {"store": "S001", "sku": "A002", "on_hand": 12, "safety_stock": 4, "in_transit": 0}
 
 
 async def test_second_import_changes_nothing_and_a_changed_count_books_the_difference(

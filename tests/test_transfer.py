@@ -321,3 +321,21 @@ async def test_two_supervisors_approving_at_once_complete_the_approval_on_postgr
     deps: Deps, chain: Chain, clock: FakeClock
 ) -> None:
     await _race_two_supervisors(deps, clock)
+
+
+async def test_shipping_under_the_safety_line_raises_the_alert_at_once(deps: Deps, chain: Chain,
+                                                                      clock: FakeClock) -> None:
+    """The source drops from 20 to 4 (safety 5) when it ships: the low-stock alert opens with the shipment, not at
+    the next scheduled evaluation."""
+    from models.alert import Alert
+
+    await run(deps, text(clock, "s3", "调拨 S001 A001 16"))  # S002 asks S001 for 16
+    t = await only_transfer(deps.sessions)
+    await run(deps, click(clock, "sup1", f"transfer:approve:{t.id}"))
+    async with deps.sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(Alert))).scalar_one() == 0
+    await run(deps, click(clock, "m1", f"transfer:ship:{t.id}"))
+    assert await on_hand(deps.sessions, chain, "S001", "A001") == 4
+    async with deps.sessions() as session:
+        [alert] = (await session.execute(select(Alert))).scalars()
+    assert (alert.kind, alert.store_id, alert.sku_id) == ("low_stock", chain.stores["S001"].id, chain.skus["A001"].id)

@@ -49,6 +49,8 @@ async def test_create_then_read_follows_the_transfer_through_shipping(
     assert view["shipped_at"] == clock.now().isoformat()
     assert view["in_transit"] == 6
     assert [(line["shipped"], line["in_transit"]) for line in view["lines"]] == [(4, 4), (2, 2)]
+    r = await client.get("/api/stock", params={"store": "S002", "sku": "A001"}, headers=auth())
+    assert (await r.json())["in_transit"] == 4  # the stock answer shows what is on its way
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from bot.keys import SESSIONS, SETTINGS, WECOM
 from models.catalog import find_sku
 from models.org import store_by_code
 from models.stock import StockLevel
+from models.transfer import in_transit
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -72,11 +73,13 @@ async def get_stock(request: web.Request) -> web.Response:
                 select(StockLevel).where(StockLevel.store_id == store.id, StockLevel.sku_id == sku.id)
             )
         ).scalar_one_or_none()
+        moving = await in_transit(session, store.id, sku.id)
     return web.json_response(
         {
             "store": store.code,
             "sku": sku.code,
             "on_hand": level.on_hand if level else 0,
             "safety_stock": level.safety_stock if level else 0,
+            "in_transit": moving,  # shipped to this store by a transfer, not yet received
         }
     )

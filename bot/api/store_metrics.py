@@ -15,6 +15,7 @@ from bot.keys import DEPS
 from models.count import accuracy
 from models.org import Store
 from models.stock import StockLevel
+from models.transfer import count_emergency_replenishments
 
 routes = web.RouteTableDef()
 
@@ -29,10 +30,6 @@ def _day(raw: str | None, default: date, name: str) -> date:
 
 
 async def _emergencies(session: AsyncSession, date_from: datetime, date_to: datetime) -> dict[int, int]:
-    try:
-        from models.transfer import count_emergency_replenishments
-    except ImportError:  # the transfer loop is optional for the stock loop
-        return {}
     return await count_emergency_replenishments(session, date_from, date_to)
 
 
