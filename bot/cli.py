@@ -75,6 +75,33 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return run_sandbox(host=args.host, port=args.port)
 
 
+def cmd_task_run(args: argparse.Namespace) -> int:
+    """Fire a task template now through the running server's own POST /api/tasks/run (same path as the schedule)."""
+    import aiohttp
+
+    settings = _settings(args)
+    url = (args.url or settings.server.public_url).rstrip("/") + "/api/tasks/run"
+    body: dict[str, object] = {"template": args.template}
+    if args.stores:
+        body["stores"] = [s.strip() for s in args.stores.split(",") if s.strip()]
+    headers = {"Authorization": f"Bearer {settings.server.admin_token.get_secret_value()}"}
+
+    async def post() -> tuple[int, str]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http, \
+                http.post(url, json=body, headers=headers) as r:
+            return r.status, await r.text()
+
+    try:
+        status, text = asyncio.run(post())
+    except (aiohttp.ClientError, TimeoutError) as err:
+        print(f"storebot: cannot reach the server at {url}: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    print(text)
+    if status == 422 or status == 400:
+        return EXIT_BAD_INPUT
+    return EXIT_OK if status < 300 else EXIT_FAIL
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -105,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     up = dbsub.add_parser("upgrade", help="apply schema migrations")
     up.add_argument("--config", help="config file")
     up.set_defaults(func=cmd_db_upgrade)
+
+    p = sub.add_parser("task", help="task templates on a running server")
+    tasksub = p.add_subparsers(dest="task_command", required=True)
+    run = tasksub.add_parser("run", help="create and push a template's task cards now (POST /api/tasks/run)")
+    run.add_argument("template", help="a [[tasks]] key, e.g. morning_check")
+    run.add_argument("--stores", help="comma-separated store codes (default: every store in the template's scope)")
+    run.add_argument("--url", help="server base URL (default: server.public_url)")
+    run.add_argument("--config", help="config file (for the URL and the admin token)")
+    run.set_defaults(func=cmd_task_run)
 
     p = sub.add_parser("sandbox", help="run the WeCom API simulator alone")
     p.add_argument("--host", default="127.0.0.1")

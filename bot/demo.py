@@ -187,7 +187,9 @@ storebot 演示已启动 / demo is running
   3. 库存预警 / stock alert: 看板「演示操作」里点「模拟收银」({store} {sku} × {qty})，
      约 {DIGEST_SECONDS}–{DIGEST_SECONDS + DIGEST_SECONDS // 2} 秒后 zhangwei 的手机收到「库存提醒汇总」卡片
      / press "模拟收银" on the dashboard; zhangwei's phone shows the digest card.
-  4. 任务 / tasks: 看板里点「立即推送」，店员收到任务卡片，在手机页面点「拍照」完成 / press "立即推送", then "拍照".
+  4. 任务 / tasks: 看板里点「立即推送」，或在另一个终端运行 / press "立即推送" on the dashboard, or run:
+       storebot task run display_photo --stores S001 --config {run.folder / 'config.toml'}
+     店员收到任务卡片，在手机页面点「拍照」完成 / the staff member gets the card; tap "拍照" on the phone page.
   5. 调拨 / transfer:
 {steps}
 按 Ctrl-C 停止 / press Ctrl-C to stop.
