@@ -18,9 +18,8 @@ import random
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from sqlalchemy import bindparam, select, update
@@ -55,8 +54,7 @@ def backoff_seconds(attempts: int, settings: OutboxSettings) -> float:
     return cap / 2 + random.uniform(0, cap / 2)
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     id: int
     label: str  # sent | retry | rate_limited | failed | dead_letter
     values: dict[str, Any]
@@ -69,13 +67,13 @@ class RecentSends:
 
     def __init__(self, window: timedelta) -> None:
         self._window = window
-        self._sent: dict[tuple[str, str], tuple[int, datetime]] = {}
+        self._sent: dict[tuple[str, ...], tuple[int, datetime]] = {}
 
-    def other_row_sent(self, row_id: int, content: tuple[str, str], now: datetime) -> bool:
+    def other_row_sent(self, row_id: int, content: tuple[str, ...], now: datetime) -> bool:
         seen = self._sent.get(content)
         return seen is not None and seen[0] != row_id and now - seen[1] < self._window
 
-    def record(self, row_id: int, content: tuple[str, str], now: datetime) -> None:
+    def record(self, row_id: int, content: tuple[str, ...], now: datetime) -> None:
         if len(self._sent) > 10_000:
             self._sent = {k: v for k, v in self._sent.items() if now - v[1] < self._window}
         self._sent[content] = (row_id, now)
@@ -135,25 +133,33 @@ class OutboxWorker:
         return attempted
 
     async def _process(self, batch: list[Claimed], limit: asyncio.Semaphore, started: asyncio.Future[None]) -> None:
+        """Send a batch through at most `concurrency` runners (not a task per row), each row under the shared
+        limit; `started` is set once every row has taken a slot."""
+        rows = iter(enumerate(batch))
         left = len(batch)
+        outcomes: list[Outcome | None] = [None] * left
 
-        async def one(row: Claimed) -> Outcome:
+        async def runner() -> None:
             nonlocal left
-            async with limit:
-                left -= 1
-                if not left and not started.done():
-                    started.set_result(None)
-                return await self.send(row)
+            while True:
+                async with limit:
+                    item = next(rows, None)
+                    if item is None:
+                        return
+                    left -= 1
+                    if not left and not started.done():
+                        started.set_result(None)
+                    outcomes[item[0]] = await self.send(item[1])
 
         keeper = asyncio.create_task(self._keep_leases([r.id for r in batch]))
         try:
-            outcomes = await asyncio.gather(*(one(row) for row in batch))
+            await asyncio.gather(*(runner() for _ in range(min(self.settings.concurrency, len(batch)))))
         finally:
             if not started.done():
                 started.set_result(None)
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
-        await self._record(outcomes)
+        await self._record([o for o in outcomes if o is not None])
 
     async def _keep_leases(self, ids: list[int]) -> None:
         """A slow batch (WeCom timing out, retries) renews its lease every third of it, so no other worker takes
@@ -249,44 +255,56 @@ class OutboxWorker:
         return [r for r in rows if r.id not in stale_ids], stale
 
     async def send(self, row: Claimed) -> Outcome:
-        """Deliver one leased row and describe what to write back (never raises for a WeCom failure)."""
-        values: dict[str, Any] = {"msgid": None, "response_code": None, "sent_at": None, "last_error": None}
+        """Deliver one leased row and describe what to write back (never raises for a WeCom failure).
+
+        The outcome's values are already the bind parameters of `_record`'s UPDATE (one dict per row)."""
         try:
             msgid, response_code, note = await self._deliver(row)
         except WeComRateLimited as err:
             # Not the message's fault and not an attempt: wait out the window.
             when = self.deps.clock.now() + timedelta(seconds=err.retry_after_seconds)
-            return Outcome(row.id, "rate_limited", _pending(values, row.attempts, when, str(err)))
+            return Outcome(row.id, "rate_limited", self._values(row.id, "pending", row.attempts, when, error=str(err)))
         except (WeComAPIError, BadRow) as err:
             if isinstance(err, BadRow) or err.errcode not in RETRYABLE_ERRORS:
                 log.warning("outbox %s to %s failed for good: %s", row.id, row.channel, err)
-                return Outcome(row.id, "failed", {**values, "state": "failed", "attempts": row.attempts + 1,
-                                                  "next_attempt_at": None, "last_error": str(err)[:2000]})
-            return self._retry(row, values, str(err))
+                return Outcome(row.id, "failed", self._values(row.id, "failed", row.attempts + 1, None, error=str(err)))
+            return self._retry(row, str(err))
         except WeComConnectionError as err:
-            return self._retry(row, values, str(err))
+            return self._retry(row, str(err))
         except Exception as err:  # a bad payload or a bug must not stop the batch: retried, then dead-lettered
             log.exception("outbox %s: unexpected error", row.id)
-            return self._retry(row, values, f"{type(err).__name__}: {err}")
-        values.update(msgid=msgid, response_code=response_code, sent_at=self.deps.clock.now(), last_error=note)
-        return Outcome(row.id, "sent", {**values, "state": "sent", "attempts": row.attempts + 1,
-                                        "next_attempt_at": None})
+            return self._retry(row, f"{type(err).__name__}: {err}")
+        now = self.deps.clock.now()
+        return Outcome(row.id, "sent", {
+            "_id": row.id, "_owner": self.name, "_state": "sent", "_attempts": row.attempts + 1, "_next": now,
+            "_sent_at": now, "_msgid": msgid, "_code": response_code, "_error": note,
+        })
 
-    def _retry(self, row: Claimed, values: dict[str, Any], error: str) -> Outcome:
+    def _values(self, row_id: int, state: str, attempts: int, when: datetime | None, *, error: str) -> dict[str, Any]:
+        """`_record`'s parameters for a row not sent: next_attempt_at is NOT NULL, so a final state gets now."""
+        return {
+            "_id": row_id, "_owner": self.name, "_state": state, "_attempts": attempts,
+            "_next": when or self.deps.clock.now(), "_sent_at": None, "_msgid": None, "_code": None,
+            "_error": error[:2000],
+        }
+
+    def _retry(self, row: Claimed, error: str) -> Outcome:
         attempts = row.attempts + 1
         if attempts >= self.settings.max_attempts:
             log.error("outbox %s to %s dead-lettered after %d attempts: %s", row.id, row.channel, attempts, error)
-            return Outcome(row.id, "dead_letter", {**values, "state": "failed", "attempts": attempts,
-                                                   "next_attempt_at": None, "last_error": error[:2000]})
+            return Outcome(row.id, "dead_letter", self._values(row.id, "failed", attempts, None, error=error))
         when = self.deps.clock.now() + timedelta(seconds=backoff_seconds(attempts, self.settings))
-        return Outcome(row.id, "retry", _pending(values, attempts, when, error))
+        return Outcome(row.id, "retry", self._values(row.id, "pending", attempts, when, error=error))
 
     async def _deliver(self, row: Claimed) -> tuple[str | None, str | None, str | None]:
         """Call the API for the row's channel; returns (msgid, response_code, note)."""
         p = row.payload
         if row.channel == "app":
             body: dict[str, Any] = {"touser": row.recipient, "msgtype": row.msgtype, row.msgtype: p}
-            content = (row.recipient, json.dumps(body, sort_keys=True, ensure_ascii=False))
+            text = p.get("content") if isinstance(p, dict) and len(p) == 1 else None
+            # What WeCom compares: a plain text/markdown body by its string, anything else by its JSON.
+            content = (row.recipient, row.msgtype, "c", text) if isinstance(text, str) else (
+                row.recipient, row.msgtype, "j", json.dumps(p, sort_keys=True, ensure_ascii=False))
             now = self.deps.clock.now()
             check = not self.recent.other_row_sent(row.id, content, now)
             result = await self.client.send_message({
@@ -323,13 +341,7 @@ class OutboxWorker:
                 response_code=bindparam("_code"), last_error=bindparam("_error"),
             )
         )
-        params = [
-            {"_id": o.id, "_owner": self.name, "_state": o.values["state"], "_attempts": o.values["attempts"],
-             "_next": o.values["next_attempt_at"] or o.values.get("sent_at") or self.deps.clock.now(),
-             "_sent_at": o.values["sent_at"], "_msgid": o.values["msgid"], "_code": o.values["response_code"],
-             "_error": o.values["last_error"]}
-            for o in outcomes
-        ]
+        params = [o.values for o in outcomes]
         async with self.deps.sessions() as session, session.begin():
             conn = await session.connection()
             written = (await conn.execute(stmt, params)).rowcount
@@ -349,9 +361,6 @@ class OutboxWorker:
 _BATCHES_AHEAD = 2  # batches claimed but not yet all started: enough to keep the wire busy during a claim
 _TABLE = OutboundMessage.metadata.tables[OutboundMessage.__tablename__]
 
-
-def _pending(values: dict[str, Any], attempts: int, when: datetime, error: str) -> dict[str, Any]:
-    return {**values, "state": "pending", "attempts": attempts, "next_attempt_at": when, "last_error": error[:2000]}
 
 
 async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:

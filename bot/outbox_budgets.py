@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,9 +15,9 @@ from models.base import dialect_name
 from models.outbox import OutboundMessage
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """What the sender needs of a leased row (a snapshot: no ORM object crosses the transaction)."""
+class Claimed(NamedTuple):
+    """What the sender needs of a leased row (a snapshot: no ORM object crosses the transaction; a tuple, as
+    thousands are made per second)."""
 
     id: int
     channel: str

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.config import AlertSettings, RulesSettings
-from models.base import Base, UTCDateTime
+from models.base import Base, UTCDateTime, dialect_name
 from models.org import Staff, Store, admins, region_supervisor, store_manager
 
 KINDS = ("negative_stock", "low_stock", "no_movement")
@@ -120,6 +120,9 @@ def _pairs_filter(pairs: Sequence[tuple[int, int]] | None, params: dict[str, obj
     return " AND (" + " OR ".join(terms) + ")" if terms else " AND 1 = 0"
 
 
+_SCOPED_RAISE_MAX = 1000  # beyond this many pairs to raise, one more full scan is cheaper than a long filter
+
+
 async def evaluate(
     session: AsyncSession, *, rules: RulesSettings, alerts: AlertSettings, now: datetime,
     pairs: Sequence[tuple[int, int]] | None = None,
@@ -138,13 +141,39 @@ async def evaluate(
     due = " ".join(f"WHEN '{k}' THEN :due_{k}" for k in KINDS)
     for k in KINDS:
         params[f"due_{k}"] = now + timedelta(minutes=alerts.chain_for(k)[0].after_minutes)
-    resolve = (
-        "UPDATE alerts SET state = 'resolved', open_key = NULL, resolved_at = :now, esc_due_at = NULL "
-        "WHERE open_key IS NOT NULL AND kind <> COALESCE((SELECT " + kind_expr + " FROM stock_levels sl "
-        "WHERE sl.store_id = alerts.store_id AND sl.sku_id = alerts.sku_id), '')"
-        + _pairs_filter(pairs, params, "alerts")
-    )
-    await session.execute(_sql(resolve, params), params)
+    todo_raise = todo_resolve = probe_open = True
+    if pairs is None:
+        # Full pass: one scan of the levels, probing the open alerts by their unique key, counts the levels whose
+        # condition holds and those that have their open alert, and lists the pairs that lack it (to raise).
+        # Each open alert matches at most one level (one row per store and SKU, one kind per row), so the open
+        # alerts beyond the matched ones are exactly those whose condition cleared or whose level is gone: only
+        # then does the resolve run. The steady state (nothing new, nothing cleared) ends after this one scan.
+        n_open = (await session.execute(text("SELECT COUNT(*) FROM alerts WHERE open_key IS NOT NULL"))).scalar_one()
+        if n_open:
+            key = "CASE WHEN a.id IS NULL THEN CAST(c.store_id AS VARCHAR) || ',' || CAST(c.sku_id AS VARCHAR) END"
+            agg = f"string_agg({key}, ';')" if dialect_name(session) == "postgresql" else f"group_concat({key}, ';')"
+            probe = (
+                "SELECT COUNT(a.id), " + agg + " FROM (SELECT sl.store_id AS store_id, sl.sku_id AS sku_id, "
+                + kind_expr + " AS kind FROM stock_levels sl) c LEFT JOIN alerts a ON a.store_id = c.store_id "
+                "AND a.sku_id = c.sku_id AND a.kind = c.kind AND a.open_key = 1 WHERE c.kind IS NOT NULL"
+            )
+            n_matched, keys = (await session.execute(_sql(probe, params), params)).one()
+            missing = [(int(st), int(sk)) for st, sk in (k.split(",") for k in keys.split(";"))] if keys else []
+            todo_raise, todo_resolve = bool(missing), n_open > n_matched
+            if 0 < len(missing) <= _SCOPED_RAISE_MAX:  # a few new: raise just those pairs, no second full scan
+                where = _pairs_filter(missing, params, "sl")
+        else:
+            todo_resolve = probe_open = False  # nothing open, nothing to resolve: the first run just raises
+    if todo_resolve:
+        resolve = (
+            "UPDATE alerts SET state = 'resolved', open_key = NULL, resolved_at = :now, esc_due_at = NULL "
+            "WHERE open_key IS NOT NULL AND kind <> COALESCE((SELECT " + kind_expr + " FROM stock_levels sl "
+            "WHERE sl.store_id = alerts.store_id AND sl.sku_id = alerts.sku_id), '')"
+            + _pairs_filter(pairs, params, "alerts")
+        )
+        await session.execute(_sql(resolve, params), params)
+    if not todo_raise:
+        return []
     raise_sql = (
         "INSERT INTO alerts (store_id, sku_id, kind, level, state, open_key, on_hand, safety_stock, created_at, "
         "esc_step, esc_due_at) "
@@ -152,12 +181,15 @@ async def evaluate(
         "'open', 1, on_hand, safety_stock, :now, 0, CASE kind " + due + " END FROM ("
         "SELECT sl.store_id AS store_id, sl.sku_id AS sku_id, sl.on_hand AS on_hand, "
         "sl.safety_stock AS safety_stock, " + kind_expr + " AS kind FROM stock_levels sl WHERE 1 = 1" + where +
-        ") c WHERE kind IS NOT NULL AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.store_id = c.store_id "
-        "AND a.sku_id = c.sku_id AND a.kind = c.kind AND a.open_key = 1) "  # cheaper than a conflict per row
+        ") c WHERE kind IS NOT NULL" + (
+            " AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.store_id = c.store_id AND a.sku_id = c.sku_id "
+            "AND a.kind = c.kind AND a.open_key = 1)"  # cheaper than a conflict per row
+            if probe_open else ""  # none open a moment ago: the unique key alone keeps concurrent runs honest
+        ) + " "
         "ON CONFLICT (store_id, sku_id, kind, open_key) DO NOTHING RETURNING id"
     )
     # SQLite's parser needs a WHERE before ON CONFLICT in INSERT ... SELECT: it is there ("c WHERE kind").
-    return [row[0] for row in await session.execute(_sql(raise_sql, params), params)]
+    return list((await session.execute(_sql(raise_sql, params), params)).scalars())
 
 
 async def _recipients(session: AsyncSession, store: Store, to: str) -> list[Staff]:
