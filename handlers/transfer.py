@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +18,8 @@ from models.alert import react
 from models.catalog import find_sku
 from models.org import Staff, store_manager
 from models.outbox import update_card_button
+
+R = TypeVar("R")
 
 router = Router("transfer")
 
@@ -136,12 +139,23 @@ async def _lost_race(ctx: Context, t: tr.Transfer, event: CardClick | None, err:
     await ctx.reply(err.user_message)
 
 
-async def _approve(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
+class _Lost:
+    """The transition lost a race: the user was already told the current state."""
+
+
+async def _transition(ctx: Context, t: tr.Transfer, event: CardClick | None, step: Awaitable[R]) -> R | _Lost:
+    """Run one guarded state transition in a savepoint; a loser gets its card greyed and the current state."""
     try:
         async with ctx.session.begin_nested():
-            done = await tr.approve(ctx.session, t, ctx.user, ctx.now)
+            return await step
     except InvalidState as err:
         await _lost_race(ctx, t, event, err)
+        return _Lost()
+
+
+async def _approve(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
+    done = await _transition(ctx, t, event, tr.approve(ctx.session, t, ctx.user, ctx.now))
+    if isinstance(done, _Lost):
         return
     if not done:
         await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已同意，待另一督导", now=ctx.now)
@@ -161,11 +175,7 @@ async def _approve(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
 
 
 async def _reject(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
-    try:
-        async with ctx.session.begin_nested():
-            await tr.reject(ctx.session, t, ctx.user, ctx.now)
-    except InvalidState as err:
-        await _lost_race(ctx, t, event, err)
+    if isinstance(await _transition(ctx, t, event, tr.reject(ctx.session, t, ctx.user, ctx.now)), _Lost):
         return
     await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已拒绝", now=ctx.now)
     await notify.settle_cards(ctx.session, t, "approve", f"已被{ctx.user.name}拒绝", "已拒绝", ctx.now,
@@ -182,11 +192,7 @@ async def _react(ctx: Context, store_id: int, t: tr.Transfer) -> None:
 
 
 async def _ship(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
-    try:
-        async with ctx.session.begin_nested():
-            await tr.ship(ctx.session, t, ctx.user, ctx.now)
-    except InvalidState as err:
-        await _lost_race(ctx, t, event, err)
+    if isinstance(await _transition(ctx, t, event, tr.ship(ctx.session, t, ctx.user, ctx.now)), _Lost):
         return
     await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已出库", now=ctx.now)
     await _react(ctx, t.from_store_id, t)
@@ -196,11 +202,8 @@ async def _ship(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
 
 
 async def _receive(ctx: Context, t: tr.Transfer, received: dict[int, int] | None, clicked: CardClick | None) -> None:
-    try:
-        async with ctx.session.begin_nested():
-            short = await tr.receive(ctx.session, t, ctx.user, ctx.now, received)
-    except InvalidState as err:
-        await _lost_race(ctx, t, clicked, err)
+    short = await _transition(ctx, t, clicked, tr.receive(ctx.session, t, ctx.user, ctx.now, received))
+    if isinstance(short, _Lost):
         return
     button = "部分签收" if short else "已签收"
     await _react(ctx, t.to_store_id, t)
