@@ -1,6 +1,6 @@
 """Outbox throughput to the WeCom sandbox against a raw aiohttp POST loop sending the same bodies.
 
-    python bench/bench_outbox.py [-n 4000] [--repeat 5] [--db postgresql+asyncpg://...] [--sandbox both]
+    python bench/bench_outbox.py [-n 8000] [--repeat 5] [--db postgresql+asyncpg://...] [--sandbox both]
 
 Each round starts a fresh sandbox on loopback (no faults, real clock), in its own process (as WeCom is remote)
 and/or inside this process (sharing its event loop and CPU with the side being measured). The outbox side queues
@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from bot.app import create_app
 from bot.config import DatabaseSettings, Settings, settings_from_dict
@@ -99,8 +99,11 @@ async def outbox_round(db_url: str, n: int, separate: bool) -> float:
 
 async def _outbox_round(db_url: str, n: int, base: str, delivered: Callable[[], int | None]) -> float:
     engine = make_engine(DatabaseSettings(url=db_url))
-    async with engine.begin() as conn:
-        await conn.execute(delete(OutboundMessage))
+    async with engine.begin() as conn:  # each round starts from an empty table (PostgreSQL: no dead rows either)
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("TRUNCATE outbox"))
+        else:
+            await conn.execute(delete(OutboundMessage))
     app = create_app(settings_for(db_url, base), engine=engine)
     runner = web.AppRunner(app)
     await runner.setup()  # runs the cleanup contexts: database, client, workers
@@ -166,15 +169,17 @@ async def prepare_db(url: str | None) -> str:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("-n", type=int, default=4000, help="messages per round")
+    parser.add_argument("-n", type=int, default=8000, help="messages per round")
     parser.add_argument("--repeat", type=int, default=5, help="rounds per side (the median is reported)")
     parser.add_argument("--db", default=None, help="database URL (default: a temporary SQLite file)")
     parser.add_argument("--sandbox", choices=("process", "inline", "both"), default="both",
                         help="run the sandbox in its own process (as WeCom is remote), in this one, or both")
     args = parser.parse_args()
     db_url = await prepare_db(args.db)
-    concurrency = settings_for(db_url, "http://x").outbox.concurrency
-    print(f"database: {db_url.split(':', 1)[0]}, N={args.n}, concurrency={concurrency}, rounds={args.repeat}")
+    outbox = settings_for(db_url, "http://x").outbox
+    concurrency = outbox.concurrency
+    print(f"database: {db_url.split(':', 1)[0]}, N={args.n}, concurrency={concurrency}, "
+          f"batch_size={outbox.batch_size}, rounds={args.repeat}")
     for mode in ("process", "inline") if args.sandbox == "both" else (args.sandbox,):
         separate = mode == "process"
         outbox_rates: list[float] = []

@@ -182,7 +182,7 @@ class TaskTemplate(_Section):
 
 class OutboxSettings(_Section):
     max_attempts: int = Field(8, ge=1)
-    batch_size: int = Field(500, ge=1)  # rows per claim; a slow batch renews its lease while it sends
+    batch_size: int = Field(2000, ge=1)  # rows per claim; a slow batch renews its lease while it sends
     concurrency: int = Field(8, ge=1)
     per_member_per_minute: int = Field(30, ge=1)
     per_member_per_hour: int = Field(1000, ge=1)

@@ -1,10 +1,11 @@
 """The outbox worker: claims due rows, sends them through the WeCom client, records the answer.
 
-Each drain first puts back rows whose lease ran out (a crashed worker). Claiming is one short transaction: due rows
-are locked with FOR UPDATE SKIP LOCKED (PostgreSQL; on SQLite bot/db.py's BEGIN IMMEDIATE serialises writers),
-checked against the per-recipient budgets and leased (state 'sending', claimed_by, claimed_until). Sending happens
-outside any transaction; the answers are written back in one transaction per batch, guarded by claimed_by so a
-worker that lost its lease cannot overwrite another's result. A resend after a crash is harmless: app messages
+Each drain first puts back rows whose lease ran out (a crashed worker). Claiming is one short transaction: one
+UPDATE ... RETURNING leases the due rows (state 'sending', claimed_by, claimed_until; picked with FOR UPDATE SKIP
+LOCKED on PostgreSQL, while on SQLite bot/db.py's BEGIN IMMEDIATE serialises writers), then the per-recipient
+budgets put back what they refuse. Sending happens outside any transaction; the answers are written back in one
+transaction per batch (the driver's executemany, see bot.db.Executemany), guarded by claimed_by so a worker that
+lost its lease cannot overwrite another's result. A resend after a crash is harmless: app messages
 carry enable_duplicate_check, so WeCom does not deliver identical JSON twice inside the window.
 """
 
@@ -26,6 +27,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import OutboxSettings
+from bot.db import Executemany
 from bot.deps import Deps
 from bot.errors import WeComAPIError, WeComConnectionError
 from bot.keys import DEPS, METRICS, OUTBOX, WECOM
@@ -188,41 +190,47 @@ class OutboxWorker:
         return max(recovered, 0)
 
     async def claim(self) -> tuple[list[Claimed], int]:
-        """Lease up to batch_size due rows; rows over a budget are deferred instead (returned as a count)."""
+        """Lease up to batch_size due rows; rows over a budget are deferred instead (returned as a count).
+
+        One transaction: a single UPDATE ... RETURNING leases the due rows (their ids picked with FOR UPDATE SKIP
+        LOCKED on PostgreSQL), then the budgets decide, and what they refuse, or what is too stale to send, is
+        put back. Leasing first keeps the common case to one statement per batch."""
         s = self.settings
         now = self.deps.clock.now()
-        m, t = OutboundMessage, _TABLE
+        t = _TABLE
+        due = (
+            select(t.c.id)
+            .where(t.c.state == "pending", t.c.next_attempt_at <= now)
+            .order_by(t.c.next_attempt_at, t.c.id)
+            .limit(s.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        lease = (
+            update(t)
+            .where(t.c.id.in_(due.scalar_subquery()))
+            .values(state="sending", claimed_by=self.name, claimed_until=now + timedelta(seconds=s.lease_seconds))
+            .returning(t.c.id, t.c.channel, t.c.recipient, t.c.msgtype, t.c.payload, t.c.attempts)
+        )
         async with self.deps.sessions() as session, session.begin():
-            stmt = (
-                select(m.id, m.channel, m.recipient, m.msgtype, m.payload, m.attempts, m.created_at)
-                .where(m.state == "pending", m.next_attempt_at <= now)
-                .order_by(m.next_attempt_at, m.id)
-                .limit(s.batch_size)
-                .with_for_update(skip_locked=True)
-            )
-            rows = [Claimed(*row) for row in await session.execute(stmt)]
+            conn = await session.connection()
+            rows = sorted(Claimed(*row) for row in await conn.execute(lease))  # RETURNING has no order: by id
             if not rows:
                 return [], 0
             rows, stale = await self._split_stale_card_updates(session, rows, now)
             sendable, later = await self.budgets.apply(session, rows, now)
             if stale:
-                await session.execute(
+                await conn.execute(
                     update(t).where(t.c.id.in_([r.id for r in stale]))
-                    .values(state="failed", claimed_by=self.name, last_error=(
+                    .values(state="failed", claimed_until=None, last_error=(
                         f"response_code older than {s.card_update_max_age_hours:g} h: WeCom no longer accepts "
                         "it; send a new card instead"))
                 )
             if later:
-                await session.execute(
+                await conn.execute(
                     update(t).where(t.c.id == bindparam("_id"))
-                    .values(next_attempt_at=bindparam("_next", type_=UTCDateTime())),
+                    .values(state="pending", claimed_by=None, claimed_until=None,
+                            next_attempt_at=bindparam("_next", type_=UTCDateTime())),
                     [{"_id": r.id, "_next": when} for r, when in later],
-                )
-            if sendable:
-                await session.execute(
-                    update(t).where(t.c.id.in_([r.id for r in sendable]))
-                    .values(state="sending", claimed_by=self.name,
-                            claimed_until=now + timedelta(seconds=s.lease_seconds))
                 )
         for label, n in (("failed", len(stale)), ("deferred", len(later))):
             if n:
@@ -237,18 +245,21 @@ class OutboxWorker:
         updates = [r for r in rows if r.channel == "card_update"]
         if not updates:
             return rows, []
+        m = OutboundMessage
+        queued: dict[int, datetime] = dict(
+            (await session.execute(select(m.id, m.created_at).where(m.id.in_([r.id for r in updates])))).all()
+        )
         codes = {str(r.payload.get("response_code", "")) for r in updates}
         issued = {
             row[0]: row[1]
             for row in await session.execute(
-                select(OutboundMessage.response_code, OutboundMessage.sent_at)
-                .where(OutboundMessage.response_code.in_(codes), OutboundMessage.sent_at.is_not(None))
+                select(m.response_code, m.sent_at).where(m.response_code.in_(codes), m.sent_at.is_not(None))
             )
         }
         max_age = timedelta(hours=self.settings.card_update_max_age_hours)
         stale: list[Claimed] = []
         for r in updates:
-            origin = min(t for t in (r.created_at, issued.get(str(r.payload.get("response_code")))) if t is not None)
+            origin = min(t for t in (queued[r.id], issued.get(str(r.payload.get("response_code")))) if t is not None)
             if now - origin > max_age:
                 stale.append(r)
         stale_ids = {r.id for r in stale}
@@ -274,17 +285,14 @@ class OutboxWorker:
         except Exception as err:  # a bad payload or a bug must not stop the batch: retried, then dead-lettered
             log.exception("outbox %s: unexpected error", row.id)
             return self._retry(row, f"{type(err).__name__}: {err}")
-        now = self.deps.clock.now()
         return Outcome(row.id, "sent", {
-            "_id": row.id, "_owner": self.name, "_state": "sent", "_attempts": row.attempts + 1, "_next": now,
-            "_sent_at": now, "_msgid": msgid, "_code": response_code, "_error": note,
+            "_id": row.id, "_sent_at": self.deps.clock.now(), "_msgid": msgid, "_code": response_code, "_error": note,
         })
 
     def _values(self, row_id: int, state: str, attempts: int, when: datetime | None, *, error: str) -> dict[str, Any]:
         """`_record`'s parameters for a row not sent: next_attempt_at is NOT NULL, so a final state gets now."""
         return {
-            "_id": row_id, "_owner": self.name, "_state": state, "_attempts": attempts,
-            "_next": when or self.deps.clock.now(), "_sent_at": None, "_msgid": None, "_code": None,
+            "_id": row_id, "_state": state, "_attempts": attempts, "_next": when or self.deps.clock.now(),
             "_error": error[:2000],
         }
 
@@ -328,23 +336,19 @@ class OutboxWorker:
         return None, None, None
 
     async def _record(self, outcomes: list[Outcome]) -> None:
-        """Write every answer of a batch in one transaction; a row whose lease another worker took is left."""
-        table = _TABLE
-        stmt = (
-            update(table)
-            .where(table.c.id == bindparam("_id"), table.c.claimed_by == bindparam("_owner"),
-                   table.c.state == "sending")
-            .values(
-                state=bindparam("_state"), attempts=bindparam("_attempts"),
-                next_attempt_at=bindparam("_next", type_=UTCDateTime()), claimed_until=None,
-                sent_at=bindparam("_sent_at", type_=UTCDateTime()), msgid=bindparam("_msgid"),
-                response_code=bindparam("_code"), last_error=bindparam("_error"),
-            )
-        )
-        params = [o.values for o in outcomes]
+        """Write every answer of a batch in one transaction; a row whose lease another worker took is left.
+
+        Sent rows (nearly all) go through the driver's executemany with a narrow statement: at thousands of rows
+        a second, SQLAlchemy's per-row parameter handling would cost more than sending them."""
+        sent = [o.values for o in outcomes if o.label == "sent"]
+        other = [o.values for o in outcomes if o.label != "sent"]
+        for values in (sent, other):
+            for v in values:
+                v["_owner"] = self.name
         async with self.deps.sessions() as session, session.begin():
             conn = await session.connection()
-            written = (await conn.execute(stmt, params)).rowcount
+            counts = [await _RECORD_SENT.run(conn, sent), await _RECORD_OTHER.run(conn, other)]
+        written = -1 if -1 in counts else sum(counts)  # asyncpg does not count executemany's rows
         if 0 <= written < len(outcomes):
             log.warning("outbox: %d of %d results not written (lease taken over)", len(outcomes) - written,
                         len(outcomes))
@@ -360,6 +364,20 @@ class OutboxWorker:
 
 _BATCHES_AHEAD = 2  # batches claimed but not yet all started: enough to keep the wire busy during a claim
 _TABLE = OutboundMessage.metadata.tables[OutboundMessage.__tablename__]
+_MINE = (_TABLE.c.id == bindparam("_id"), _TABLE.c.claimed_by == bindparam("_owner"), _TABLE.c.state == "sending")
+_RECORD_SENT = Executemany(
+    update(_TABLE).where(*_MINE).values(
+        state="sent", attempts=_TABLE.c.attempts + 1, next_attempt_at=bindparam("_sent_at", type_=UTCDateTime()),
+        sent_at=bindparam("_sent_at", type_=UTCDateTime()), claimed_until=None, msgid=bindparam("_msgid"),
+        response_code=bindparam("_code"), last_error=bindparam("_error"),
+    )
+)
+_RECORD_OTHER = Executemany(
+    update(_TABLE).where(*_MINE).values(
+        state=bindparam("_state"), attempts=bindparam("_attempts"),
+        next_attempt_at=bindparam("_next", type_=UTCDateTime()), claimed_until=None, last_error=bindparam("_error"),
+    )
+)
 
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, func, or_, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import case, func, literal, or_, select, text, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.config import OutboxSettings
-from models.base import dialect_name
 from models.outbox import OutboundMessage
 
 
@@ -25,7 +25,6 @@ class Claimed(NamedTuple):
     msgtype: str
     payload: dict[str, Any]
     attempts: int
-    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -50,66 +49,109 @@ class Budgets:
     async def apply(
         self, session: AsyncSession, rows: list[Claimed], now: datetime
     ) -> tuple[list[Claimed], list[tuple[Claimed, datetime]]]:
-        """Split claimed rows into those the budgets allow now and those deferred (with when they may go)."""
+        """Split leased rows into those the budgets allow now and those deferred (with when they may go).
+
+        The rows are already leased ('sending') in this transaction, so the usage counted from the table
+        includes them: a recipient whose count stays within every limit can have all its rows. The database
+        returns only the recipients over a limit (nearly always none); their rows are granted one by one up to
+        the limit, and the oldest send in the full window says when the rest may go."""
         keys = sorted({(r.channel, r.recipient) for r in rows if r.channel in self.windows})
         if not keys:
             return rows, []
-        if dialect_name(session) == "postgresql":
+        conn = await session.connection()
+        if conn.dialect.name == "postgresql":
             # Serialise budget decisions per recipient across processes; sorted, so two workers cannot deadlock.
             locks = sorted({_lock_key(c, r) for c, r in keys})
-            await session.execute(
+            await conn.execute(
                 text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"), {"keys": locks}
             )
-        used = await self._usage(session, keys, now)
+        over = await self._over_limit(conn, keys, now)
+        if not over:
+            return rows, []
+        share = Counter((r.channel, r.recipient) for r in rows if (r.channel, r.recipient) in over)
+        used = {key: [n - share[key] for n in counts] for key, counts in over.items()}  # before this batch
         sendable: list[Claimed] = []
-        later: list[tuple[Claimed, datetime]] = []
+        full: list[tuple[Claimed, list[Window]]] = []
         for row in rows:
-            windows = self.windows.get(row.channel)
-            if windows is None:
+            counts = used.get((row.channel, row.recipient))
+            if counts is None:
                 sendable.append(row)
                 continue
-            use = used.setdefault((row.channel, row.recipient), [[0, None] for _ in windows])
-            waits = [
-                (oldest or now) + timedelta(seconds=w.seconds) + self.MARGIN
-                for w, (n, oldest) in zip(windows, use, strict=True)
-                if n >= w.limit
-            ]
-            if waits:
-                later.append((row, max(waits)))
+            windows = self.windows[row.channel]
+            closed = [w for w, n in zip(windows, counts, strict=True) if n >= w.limit]
+            if closed:
+                full.append((row, closed))
                 continue
-            for u in use:
-                u[0] = int(u[0] or 0) + 1
-                u[1] = u[1] or now
+            for i in range(len(counts)):
+                counts[i] += 1
             sendable.append(row)
+        oldest = await self._oldest(conn, sorted({(r.channel, r.recipient) for r, _ in full}), now)
+        later = [
+            (row, max((oldest.get((row.channel, row.recipient, w.seconds)) or now) + timedelta(seconds=w.seconds)
+                      + self.MARGIN for w in closed))
+            for row, closed in full
+        ]
         return sendable, later
 
-    async def _usage(
-        self, session: AsyncSession, keys: list[tuple[str, str]], now: datetime
-    ) -> dict[tuple[str, str], list[list[Any]]]:
-        """Per (channel, recipient): [count, oldest sent_at] for each of the channel's windows (the batch being
-        decided is still pending, so it does not count itself)."""
+    async def _over_limit(
+        self, conn: AsyncConnection, keys: list[tuple[str, str]], now: datetime
+    ) -> dict[tuple[str, str], list[int]]:
+        """The recipients whose usage is over a limit in some window, with their usage per window: the rows sent
+        inside it plus every row being sent now. Two index paths: rows being sent by (state, next_attempt_at),
+        recent sends by (recipient, sent_at), so a recipient's long history is never read."""
         m = OutboundMessage
-        used: dict[tuple[str, str], list[list[Any]]] = {}
-        for channel in sorted({c for c, _ in keys}):
+        over: dict[tuple[str, str], list[int]] = {}
+        for channel, recipients in _by_channel(keys):
             windows = self.windows[channel]
-            columns: list[Any] = []
-            for w in windows:
-                since = now - timedelta(seconds=w.seconds)
-                columns.append(func.sum(case((or_(m.sent_at.is_(None), m.sent_at >= since), 1), else_=0)))
-                columns.append(func.min(case((m.sent_at >= since, m.sent_at))))
+            names = [f"w{i}" for i in range(len(windows))]
+            sending = select(m.recipient, *(literal(1).label(n) for n in names)).where(
+                m.state == "sending", m.channel == channel, m.recipient.in_(recipients)
+            )
+            sent = select(m.recipient, *(
+                case((m.sent_at >= now - timedelta(seconds=w.seconds), 1), else_=0).label(n)
+                for w, n in zip(windows, names, strict=True)
+            )).where(
+                m.recipient.in_(recipients), m.sent_at >= now - timedelta(seconds=max(w.seconds for w in windows)),
+                m.channel == channel, m.state == "sent",
+            )
+            usage = union_all(sending, sent).subquery()
+            totals = [func.sum(usage.c[n]) for n in names]
+            stmt = (
+                select(usage.c.recipient, *totals)
+                .group_by(usage.c.recipient)
+                .having(or_(*(total > w.limit for total, w in zip(totals, windows, strict=True))))
+            )
+            for recipient, *counts in await conn.execute(stmt):
+                over[(channel, recipient)] = [int(c or 0) for c in counts]
+        return over
+
+    async def _oldest(
+        self, conn: AsyncConnection, keys: list[tuple[str, str]], now: datetime
+    ) -> dict[tuple[str, str, int], datetime]:
+        """Per (channel, recipient, window seconds): the earliest send inside that window, if any."""
+        m = OutboundMessage
+        oldest: dict[tuple[str, str, int], datetime] = {}
+        if not keys:
+            return oldest
+        for channel, recipients in _by_channel(keys):
+            windows = self.windows[channel]
+            columns = [func.min(case((m.sent_at >= now - timedelta(seconds=w.seconds), m.sent_at))) for w in windows]
             longest = now - timedelta(seconds=max(w.seconds for w in windows))
             stmt = (
                 select(m.recipient, *columns)
-                .where(
-                    m.channel == channel,
-                    m.recipient.in_([r for c, r in keys if c == channel]),
-                    or_(and_(m.state == "sent", m.sent_at >= longest), m.state == "sending"),
-                )
+                .where(m.channel == channel, m.recipient.in_(recipients), m.state == "sent", m.sent_at >= longest)
                 .group_by(m.recipient)
             )
-            for recipient, *values in await session.execute(stmt):
-                used[(channel, recipient)] = [[values[i], values[i + 1]] for i in range(0, len(values), 2)]
-        return used
+            for recipient, *firsts in await conn.execute(stmt):
+                for w, first in zip(windows, firsts, strict=True):
+                    if first is not None:
+                        oldest[(channel, recipient, w.seconds)] = first
+        return oldest
+
+
+def _by_channel(keys: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    channels = sorted({c for c, _ in keys})
+    return [(channel, [r for c, r in keys if c == channel]) for channel in channels]
 
 
 def _lock_key(channel: str, recipient: str) -> int:

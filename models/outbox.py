@@ -27,11 +27,14 @@ STATES = ("pending", "sending", "sent", "failed", "cancelled")
 
 class OutboundMessage(Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_state_next", "state", "next_attempt_at", "id"),  # the claim's order, read off the index
+        Index("ix_outbox_recipient_sent", "recipient", "sent_at"),  # budgets: a member's recent sends; listing
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    recipient: Mapped[str] = mapped_column(String(128), index=True)
+    recipient: Mapped[str] = mapped_column(String(128))
     msgtype: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]]  # the msgtype's body, e.g. {"content": "..."} or a template_card dict
     dedupe_key: Mapped[str | None] = mapped_column(String(191), unique=True)
