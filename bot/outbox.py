@@ -111,7 +111,8 @@ class OutboxWorker:
         await self.recover_expired_leases()
         try:
             while True:
-                batch, deferred = await self.claim()
+                # the first claim is small, so the wire starts at once instead of after a full batch is leased
+                batch, deferred = await self.claim(self.settings.batch_size if attempted else _FIRST_CLAIM)
                 if not batch and not deferred:
                     break
                 if batch:
@@ -189,8 +190,8 @@ class OutboxWorker:
             log.warning("outbox: %d rows of a worker whose lease ran out are queued again", recovered)
         return max(recovered, 0)
 
-    async def claim(self) -> tuple[list[Claimed], int]:
-        """Lease up to batch_size due rows; rows over a budget are deferred instead (returned as a count).
+    async def claim(self, limit: int | None = None) -> tuple[list[Claimed], int]:
+        """Lease up to `limit` (batch_size) due rows; rows over a budget are deferred instead (returned as a count).
 
         One transaction: a single UPDATE ... RETURNING leases the due rows (their ids picked with FOR UPDATE SKIP
         LOCKED on PostgreSQL), then the budgets decide, and what they refuse, or what is too stale to send, is
@@ -202,7 +203,7 @@ class OutboxWorker:
             select(t.c.id)
             .where(t.c.state == "pending", t.c.next_attempt_at <= now)
             .order_by(t.c.next_attempt_at, t.c.id)
-            .limit(s.batch_size)
+            .limit(min(limit or s.batch_size, s.batch_size))
             .with_for_update(skip_locked=True)
         )
         lease = (
@@ -363,6 +364,7 @@ class OutboxWorker:
 
 
 _BATCHES_AHEAD = 2  # batches claimed but not yet all started: enough to keep the wire busy during a claim
+_FIRST_CLAIM = 100  # rows: about as many as go out while the next, full batch is claimed
 _TABLE = OutboundMessage.metadata.tables[OutboundMessage.__tablename__]
 _MINE = (_TABLE.c.id == bindparam("_id"), _TABLE.c.claimed_by == bindparam("_owner"), _TABLE.c.state == "sending")
 _RECORD_SENT = Executemany(
