@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, literal, or_, select, text, union_all
+from sqlalchemy import ColumnElement, case, func, literal, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.config import OutboxSettings
@@ -110,10 +110,7 @@ class Budgets:
             sent = select(m.recipient, *(
                 case((m.sent_at >= now - timedelta(seconds=w.seconds), 1), else_=0).label(n)
                 for w, n in zip(windows, names, strict=True)
-            )).where(
-                m.recipient.in_(recipients), m.sent_at >= now - timedelta(seconds=max(w.seconds for w in windows)),
-                m.channel == channel, m.state == "sent",
-            )
+            )).where(*self._sent_within(channel, recipients, now))
             usage = union_all(sending, sent).subquery()
             totals = [func.sum(usage.c[n]) for n in names]
             stmt = (
@@ -131,15 +128,12 @@ class Budgets:
         """Per (channel, recipient, window seconds): the earliest send inside that window, if any."""
         m = OutboundMessage
         oldest: dict[tuple[str, str, int], datetime] = {}
-        if not keys:
-            return oldest
         for channel, recipients in _by_channel(keys):
             windows = self.windows[channel]
             columns = [func.min(case((m.sent_at >= now - timedelta(seconds=w.seconds), m.sent_at))) for w in windows]
-            longest = now - timedelta(seconds=max(w.seconds for w in windows))
             stmt = (
                 select(m.recipient, *columns)
-                .where(m.channel == channel, m.recipient.in_(recipients), m.state == "sent", m.sent_at >= longest)
+                .where(*self._sent_within(channel, recipients, now))
                 .group_by(m.recipient)
             )
             for recipient, *firsts in await conn.execute(stmt):
@@ -147,6 +141,12 @@ class Budgets:
                     if first is not None:
                         oldest[(channel, recipient, w.seconds)] = first
         return oldest
+
+    def _sent_within(self, channel: str, recipients: list[str], now: datetime) -> tuple[ColumnElement[bool], ...]:
+        """Rows sent to these recipients inside the channel's longest window (read by (recipient, sent_at))."""
+        m = OutboundMessage
+        longest = now - timedelta(seconds=max(w.seconds for w in self.windows[channel]))
+        return (m.recipient.in_(recipients), m.sent_at >= longest, m.channel == channel, m.state == "sent")
 
 
 def _by_channel(keys: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
