@@ -6,16 +6,18 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from bot.cards import button_card, card_task_id
-from bot.errors import InvalidQuantity, NotAllowed, UnknownEntity
+from bot.cards import button_card
+from bot.errors import InvalidQuantity, InvalidState, NotAllowed, UnknownEntity
 from bot.events import CardClick, ScanCode, TextMessage
 from bot.messages import render
 from bot.notify import digest_alert_ids
+from handlers import count_notify
 from handlers.router import UNHANDLED, Context, Router, normalize_text
 from models import conversation
 from models.alert import Alert, AlertDigest, acknowledge, may_handle, react, snooze
 from models.catalog import Sku, find_sku
-from models.count import StockCount, decide, record_count
+from models.count import STATE_NAMES as COUNT_STATE_NAMES
+from models.count import StockCount, decide, record_count, refusal
 from models.org import Staff, Store, region_supervisor, store_manager
 from models.outbox import send_card, send_text, update_card_button
 from models.stock import book_move, get_level
@@ -72,23 +74,30 @@ async def count_command(event: TextMessage, ctx: Context, args: list[str]) -> No
 
 
 async def do_count(ctx: Context, store: Store, sku: Sku, qty: int) -> None:
-    """Record a count (compared with the quantity at the message's time) and book it or ask the manager."""
-    count = await record_count(
+    """Record a count (compared with the quantity at the message's time) and book it or ask the manager; a newer
+    count replaces older pending ones, an older one than a count already recorded books nothing."""
+    recorded = await record_count(
         ctx.session, rules=ctx.deps.config.rules, store_id=store.id, sku_id=sku.id, counted=qty,
         userid=ctx.user.userid, counted_at=ctx.event.create_time, now=ctx.now,
     )
+    count = recorded.count
+    for old in recorded.superseded:
+        await count_notify.settle_superseded(ctx.session, old, count, store, sku, ctx.now)
     view = {"store": store.name, "sku": sku.code, "item": sku.name, "counted": qty, "system": count.system_qty,
             "diff": count.diff}
-    if count.state == "booked":
+    level = await get_level(ctx.session, store.id, sku.id)
+    on_hand = level.on_hand if level else 0
+    if count.state == "outdated":
+        await ctx.reply(await count_notify.outdated_text(ctx.session, count, recorded.newer, store, sku, on_hand))
+    elif count.state == "booked":
         await _react(ctx, [(store.id, sku.id)])
-        level = await get_level(ctx.session, store.id, sku.id)
-        await ctx.reply(render("stock_count_booked", on_hand=level.on_hand if level else qty, **view))
+        await ctx.reply(render("stock_count_booked", on_hand=on_hand, **view))
     else:
         approver = await store_manager(ctx.session, store.id) or await region_supervisor(ctx.session, store.region_id)
         if approver is None:
             raise NotAllowed(f"store {store.code} has no manager", "本店没有店长或督导可以审批，请联系管理员。")
-        await send_card(ctx.session, approver.userid, approval_card(count, store, sku, ctx.user), now=ctx.now,
-                        dedupe_key=f"count-approval:{count.id}")
+        card = approval_card(count, store, sku, ctx.user, replaces=[old.id for old in recorded.superseded])
+        await send_card(ctx.session, approver.userid, card, now=ctx.now, dedupe_key=f"count-approval:{count.id}")
         await ctx.reply(render("stock_count_pending", manager=approver.name, **view))
     await _tick_count_tasks(ctx, store.id, sku.id)
 
@@ -98,15 +107,17 @@ async def _tick_count_tasks(ctx: Context, store_id: int, sku_id: int) -> None:
         await ctx.reply(done.message())
 
 
-def approval_card(count: StockCount, store: Store, sku: Sku, counter: Staff) -> dict[str, Any]:
+def approval_card(count: StockCount, store: Store, sku: Sku, counter: Staff, replaces: list[int] | None = None,
+                  ) -> dict[str, Any]:
+    replaced = f"它取代了待审批的盘点单 {'、'.join(map(str, replaces))}。" if replaces else ""
     return button_card(
-        task_id=card_task_id("count", count.id),
+        task_id=count_notify.approval_card_id(count.id),
         title="盘点差异待审批",
         desc=f"{store.name} {sku.code} {sku.name}",
         rows=[("实点", str(count.counted)), ("系统", str(count.system_qty)), ("差异", f"{count.diff:+d}"),
-              ("盘点人", counter.name)],
+              ("盘点人", counter.name), ("盘点时间", count_notify.local_time(store, count.counted_at))],
         buttons=[("同意入账", f"count:approve:{count.id}", 1), ("驳回", f"count:reject:{count.id}", 2)],
-        sub_title="同意后按实点数调整库存；驳回则不调整。",
+        sub_title=f"{replaced}同意后按实点数调整库存（盘点之后的销售照常扣减）；驳回则不调整。",
     )
 
 
@@ -122,7 +133,18 @@ async def count_button(event: CardClick, ctx: Context, action: str, ident: str) 
         raise NotAllowed(f"{ctx.user.userid} may not decide count {ident}", render("stock_not_allowed",
                                                                                     action="审批盘点"))
     approve = action == "approve"
-    count = await decide(ctx.session, count.id, approve=approve, userid=ctx.user.userid, now=ctx.now)
+    try:
+        count = await decide(ctx.session, count.id, approve=approve, userid=ctx.user.userid, now=ctx.now)
+    except InvalidState as err:  # decided, superseded or outdated already: grey this card too, book nothing
+        await update_card_button(ctx.session, ctx.user.userid, event.response_code,
+                                 COUNT_STATE_NAMES.get(count.state, "已处理"), now=ctx.now)
+        await ctx.reply(err.user_message)
+        return None
+    if count.state == "superseded":  # something newer (an import) states the quantity now: nothing booked
+        await update_card_button(ctx.session, ctx.user.userid, event.response_code,
+                                 count_notify.SUPERSEDED_LABEL, now=ctx.now)
+        await ctx.reply(refusal(count))
+        return None
     await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已同意" if approve else "已驳回",
                              now=ctx.now)
     if approve:
@@ -130,7 +152,7 @@ async def count_button(event: CardClick, ctx: Context, action: str, ident: str) 
     sku = await ctx.session.get(Sku, count.sku_id)
     assert sku is not None
     text = render("stock_count_decided", sku=sku.code, item=sku.name, counted=count.counted, system=count.system_qty,
-                  diff=count.diff, who=ctx.user.name, approved=approve)
+                  diff=count.booked_qty or 0, who=ctx.user.name, approved=approve)
     await send_text(ctx.session, count.counted_by, text, now=ctx.now, dedupe_key=f"count-decided:{count.id}")
     return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text, select
+from sqlalchemy import Index, String, Text, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -141,3 +141,13 @@ async def send_to_chat(
 async def latest_card(session: AsyncSession, card_task_id: str) -> OutboundMessage | None:
     stmt = select(OutboundMessage).where(OutboundMessage.card_task_id == card_task_id)
     return (await session.execute(stmt.order_by(OutboundMessage.id.desc()).limit(1))).scalar_one_or_none()
+
+
+async def cancel_unsent(session: AsyncSession, row_id: int) -> bool:
+    """Withdraw a queued message the worker has not claimed yet (True), e.g. an approval card that became moot
+    before it went out; a message already sending or sent stays as it is (False)."""
+    stmt = (
+        update(OutboundMessage).where(OutboundMessage.id == row_id, OutboundMessage.state == "pending")
+        .values(state="cancelled").execution_options(synchronize_session=False)
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, func, or_, select, update
+from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.errors import UnknownEntity
-from models.base import Base, dialect_name
+from models.base import Base, UTCDateTime, dialect_name
 from models.catalog import Sku
 from models.org import Store
 
@@ -101,11 +102,12 @@ async def book_move(
     if kind not in MOVE_KINDS:
         raise ValueError(f"unknown stock move kind {kind!r}")
     await ensure_level(session, store_id, sku_id)
-    values: dict[str, object] = {"on_hand": StockLevel.on_hand + qty, "last_moved_at": at}
+    values: dict[str, object] = {"on_hand": StockLevel.on_hand + qty,
+                                 "last_moved_at": _latest(StockLevel.last_moved_at, at)}
     if kind == "sale":
-        values["last_sold_at"] = at
+        values["last_sold_at"] = _latest(StockLevel.last_sold_at, at)
     if kind == "count_adjustment":
-        values["last_counted_at"] = at
+        values["last_counted_at"] = _latest(StockLevel.last_counted_at, at)
     stmt = (
         update(StockLevel)
         .where(StockLevel.store_id == store_id, StockLevel.sku_id == sku_id)
@@ -127,6 +129,13 @@ async def book_move(
         )
     )
     return MoveResult(store_id, sku_id, qty, balance)
+
+
+def _latest(column: InstrumentedAttribute[datetime | None], at: datetime) -> ColumnElement[datetime | None]:
+    """The later of the stored time and `at`: a move dated in the past (a count booked at its own moment, a late
+    sale) must not move last_*_at back, or the no-movement rule would see an active SKU as idle."""
+    stamp = literal(at, UTCDateTime())
+    return case((or_(column.is_(None), column < stamp), stamp), else_=column)
 
 
 async def get_level(session: AsyncSession, store_id: int, sku_id: int) -> StockLevel | None:
