@@ -18,6 +18,7 @@ from models.alert import react
 from models.catalog import find_sku
 from models.org import Staff, store_manager
 from models.outbox import update_card_button
+from models.transfer_ship import ship
 
 R = TypeVar("R")
 
@@ -119,7 +120,7 @@ async def cancel_command(event: TextMessage, ctx: Context, args: list[str]) -> N
 @router.button("transfer")
 async def transfer_button(event: CardClick, ctx: Context, action: str, ident: str) -> None:
     step: Callable[[Context, tr.Transfer, CardClick], Awaitable[None]] | None = {
-        "approve": _approve, "reject": _reject, "ship": _ship,
+        "approve": _approve, "reject": _reject, "ship": ship_transfer,
     }.get(action)
     t = await tr.get_transfer(ctx.session, ident)
     if action == "receive":
@@ -191,14 +192,22 @@ async def _react(ctx: Context, store_id: int, t: tr.Transfer) -> None:
     await react(ctx.session, rules=cfg.rules, alerts=cfg.alerts, now=ctx.now, pairs=pairs)
 
 
-async def _ship(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
-    if isinstance(await _transition(ctx, t, event, tr.ship(ctx.session, t, ctx.user, ctx.now)), _Lost):
+async def ship_transfer(ctx: Context, t: tr.Transfer, event: CardClick | None,
+                        quantities: dict[int, int] | None = None) -> None:
+    """Ship what the source has (the card's button) or the quantities typed (`发货`): never below zero."""
+    shipped = await _transition(ctx, t, event, ship(ctx.session, t, ctx.user, ctx.now, quantities))
+    if isinstance(shipped, _Lost):
         return
-    await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已出库", now=ctx.now)
+    partial = any(s.shipped < s.approved for s in shipped)
+    label = "部分出库" if partial else "已出库"
+    if event is not None:
+        await update_card_button(ctx.session, ctx.user.userid, event.response_code, label, now=ctx.now)
     await _react(ctx, t.from_store_id, t)
-    await notify.settle_cards(ctx.session, t, "ship", f"已由{ctx.user.name}出库", "已出库", ctx.now,
-                              skip={ctx.user.userid})
+    await notify.settle_cards(ctx.session, t, "ship", f"已由{ctx.user.name}出库", label, ctx.now,
+                              skip={ctx.user.userid} if event is not None else set())
     await notify.send_receive_cards(ctx.session, t, ctx.now)
+    if partial or event is None:
+        await ctx.reply(render("transfer_ship_done", id=t.id, lines=shipped, partial=partial))
 
 
 async def _receive(ctx: Context, t: tr.Transfer, received: dict[int, int] | None, clicked: CardClick | None) -> None:

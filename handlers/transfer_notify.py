@@ -86,19 +86,38 @@ async def send_approval_cards(
     return people
 
 
+async def _ship_view(session: AsyncSession, t: Transfer, source: Store) -> tuple[list[tuple[str, str]], str, bool]:
+    """The ship card's goods (rows), its hint (what the button ships, how to ship less) and whether stock is short."""
+    lines = await lines_of(session, t.id)
+    rows, short = [], []
+    for i, (line, sku) in enumerate(lines):
+        level = await get_level(session, source.id, sku.id)
+        have = max(level.on_hand if level else 0, 0)
+        if i < 5:
+            rows.append((f"{sku.code} {sku.name}", f"批准×{line.qty}｜本店存{have}"))
+        if have < line.qty:
+            short.append(f"{sku.code} 只能发 {have}")
+    more = f"另有 {len(lines) - 5} 个商品，见调拨单。" if len(lines) > 5 else ""
+    example = str(lines[0][0].qty) if len(lines) == 1 else " ".join(f"{sku.code} 数量" for _l, sku in lines[:2])
+    hint = (f"库存不足：点「按现有库存出库」只发账上的数量（{'、'.join(short)}）。" if short
+            else "点「确认出库」按批准数量发货。")
+    return rows, f"{more}{hint}要少发请回复「发货 {t.id} {example}」。", bool(short)
+
+
 async def send_ship_card(session: AsyncSession, t: Transfer, now: datetime) -> None:
+    """The source's manager (or the admins) get a card naming the goods, the quantities and the stock on hand."""
     source, dest = await stores_of(session, t)
     manager = await store_manager(session, source.id)
     people = [manager] if manager else await admins(session)
-    text = await summary(session, t)
+    rows, hint, short = await _ship_view(session, t, source)
     for person in people:
         card = button_card(
             task_id=card_task_id("transfer", t.id, "ship", person.userid),
             title=f"调拨出库 #{t.id}",
-            desc=f"请把货发往 {label(dest)}，发货后点「确认出库」",
-            sub_title=text,
-            rows=[("调出 → 调入", f"{source.code} → {dest.code}")],
-            buttons=[("确认出库", f"transfer:ship:{t.id}", 1)],
+            desc=f"{label(source)} → {label(dest)}：请备货发出，发货后点按钮",
+            sub_title=hint,
+            rows=rows[:6],
+            buttons=[("按现有库存出库" if short else "确认出库", f"transfer:ship:{t.id}", 1)],
         )
         await send_card(session, person.userid, card, now=now, dedupe_key=f"transfer:{t.id}:ship-card:{person.userid}")
 
@@ -109,18 +128,22 @@ async def send_receive_cards(session: AsyncSession, t: Transfer, now: datetime) 
     manager = await store_manager(session, dest.id)
     userids = dict.fromkeys([u for u in (manager.userid if manager else None, t.requested_by) if u])
     text = await summary(session, t, "shipped")
+    partial = [f"{sku.code} 批准 {line.qty}、实发 {line.shipped or 0}"
+               for line, sku in await lines_of(session, t.id) if (line.shipped or 0) < line.qty]
+    note = f"部分出库（{'；'.join(partial)}），按实发数量签收。" if partial else ""
     for userid in userids:
         card = button_card(
             task_id=card_task_id("transfer", t.id, "receive", userid),
             title=f"调拨到货签收 #{t.id}",
             desc=f"{label(source)} 已出库，到货核对后点「确认签收」",
-            sub_title=f"{text}。数量不符请回复「签收 {t.id} 实收数量」。",
+            sub_title=f"{text}。{note}数量不符请回复「签收 {t.id} 实收数量」。",
             rows=[("调出 → 调入", f"{source.code} → {dest.code}")],
             buttons=[("确认签收", f"transfer:receive:{t.id}", 1)],
         )
         await send_card(session, userid, card, now=now, dedupe_key=f"transfer:{t.id}:receive-card:{userid}")
-        await send_text(session, userid, render("transfer_shipped", id=t.id, source=label(source), summary=text),
-                        now=now, dedupe_key=f"transfer:{t.id}:shipped:{userid}")
+        await send_text(session, userid, render("transfer_shipped", id=t.id, source=label(source), summary=text,
+                                                partial=partial), now=now,
+                        dedupe_key=f"transfer:{t.id}:shipped:{userid}")
 
 
 async def cards_of(session: AsyncSession, t: Transfer, kind: str) -> dict[str, OutboundMessage]:

@@ -267,18 +267,6 @@ async def cancel(session: AsyncSession, transfer: Transfer, actor: Staff, now: d
                    cancelled_by=actor.userid)
 
 
-async def ship(session: AsyncSession, transfer: Transfer, actor: Staff, now: datetime) -> None:
-    """Approved → shipped: every line leaves the source as requested (transfer_out)."""
-    if not (actor.role == "admin" or (actor.store_id == transfer.from_store_id and actor.role in ("manager", "staff"))):
-        raise NotAllowed(f"{actor.userid} cannot ship transfer {transfer.id}", "只有调出门店的店员或店长可以确认出库。")
-    await _guarded(session, transfer, ("approved",), "出库", state="shipped", shipped_at=now, shipped_by=actor.userid)
-    for line, _sku in await lines_of(session, transfer.id):
-        line.shipped = line.qty
-        await book_move(session, store_id=transfer.from_store_id, sku_id=line.sku_id, kind="transfer_out",
-                        qty=-line.qty, at=now, ref=f"transfer:{transfer.id}", actor=actor.userid)
-    await session.flush()
-
-
 async def receive(
     session: AsyncSession, transfer: Transfer, actor: Staff, now: datetime, received: dict[int, int] | None = None,
 ) -> list[Discrepancy]:
