@@ -70,6 +70,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(await request.read())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ApiError(400, f"body is not valid JSON: {err}") from err
+    except RecursionError as err:  # e.g. 100k nested arrays: the decoder gives up, the request is refused
+        raise ApiError(400, "body is not valid JSON: nested too deeply") from err
 
 
 def validate(model: type[M], data: Any) -> M:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from aiohttp import web
@@ -75,6 +75,21 @@ def _write_lock(request: web.Request) -> contextlib.AbstractAsyncContextManager[
     return lock
 
 
+def _check_when(settings: Settings, field: str, when: datetime, now: datetime) -> None:
+    """A sale or receipt dated outside [now - max_sale_age_days, now + max_sale_ahead_hours] is refused: it would
+    skew the count that follows and last_sold_at. Extreme dates (year 1, 9999) are refused the same way."""
+    ahead, age = timedelta(hours=settings.pos.max_sale_ahead_hours), timedelta(days=settings.pos.max_sale_age_days)
+    try:
+        if when > now + ahead:
+            raise ApiError(422, f"{field}: {when.isoformat()} is more than {settings.pos.max_sale_ahead_hours:g} "
+                                "hours ahead of the server's clock")
+        if when < now - age:
+            raise ApiError(422, f"{field}: {when.isoformat()} is older than {settings.pos.max_sale_age_days} days")
+        when.astimezone(UTC)  # stored as UTC: a date at the edge of the calendar must not fail at the database
+    except (OverflowError, ValueError) as err:
+        raise ApiError(422, f"{field}: {when.isoformat()} is out of range") from err
+
+
 def _check_qty(settings: Settings, qtys: list[int]) -> None:
     for i, qty in enumerate(qtys):
         if qty > settings.pos.max_line_qty:
@@ -93,6 +108,7 @@ async def post_sale(request: web.Request) -> web.Response:
     body = validate(SaleIn, await read_json(request))
     _check_qty(deps.config, [line.qty for line in body.lines])
     now = deps.clock.now()
+    _check_when(deps.config, "sold_at", body.sold_at, now)
     async with _write_lock(request), deps.sessions() as session, session.begin():
         booked = await book_sale(
             session, sale_id=body.sale_id, store_code=body.store, sold_at=body.sold_at, customer_id=body.customer_id,
@@ -109,6 +125,7 @@ async def post_receipt(request: web.Request) -> web.Response:
     body = validate(ReceiptIn, await read_json(request))
     _check_qty(deps.config, [line.qty for line in body.lines])
     now = deps.clock.now()
+    _check_when(deps.config, "received_at", body.received_at, now)
     async with _write_lock(request), deps.sessions() as session, session.begin():
         booked = await book_receipt(
             session, receipt_id=body.receipt_id, store_code=body.store, received_at=body.received_at,
