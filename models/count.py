@@ -87,7 +87,7 @@ async def shelf_at(session: AsyncSession, store_id: int, sku_id: int, at: dateti
     """On-hand as a count made at `at` saw it: today's on-hand minus the moves from `at` on.
 
     CreateTime has whole seconds and people count before they type, so a sale stamped in the count's own second
-    came after the count; an earlier count in that same second is before it (the later one replaces it).
+    came after the count; an earlier count or import in that same second is before it (the later one wins).
     """
     level = (await session.execute(
         select(StockLevel.on_hand).where(StockLevel.store_id == store_id, StockLevel.sku_id == sku_id)
@@ -95,7 +95,8 @@ async def shelf_at(session: AsyncSession, store_id: int, sku_id: int, at: dateti
     later = await session.execute(
         select(func.coalesce(func.sum(StockMove.qty), 0)).where(
             StockMove.store_id == store_id, StockMove.sku_id == sku_id,
-            or_(StockMove.created_at > at, and_(StockMove.created_at == at, StockMove.kind != "count_adjustment")),
+            or_(StockMove.created_at > at,
+                and_(StockMove.created_at == at, StockMove.kind.notin_(("count_adjustment", *_ABSOLUTE_MOVES)))),
         )
     )
     return (level or 0) - int(later.scalar_one())
