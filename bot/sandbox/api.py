@@ -168,6 +168,8 @@ async def media_get(request: web.Request) -> web.Response:
         media = sandbox.get_media(request.query.get("media_id", ""))
     except ApiError as err:
         return _error(request, err)
+    if sandbox.config.media_slow_seconds > 0:  # a slow download: the bytes come, but late
+        await asyncio.sleep(sandbox.config.media_slow_seconds)
     return web.Response(body=media.content, headers={
         "Content-Type": media.content_type,
         "Content-disposition": f'attachment; filename="{media.filename}"',
