@@ -130,7 +130,8 @@ def test_dedupe_keys_for_messages_and_events() -> None:
     assert enter.startswith(f"evt:m1:{T}:enter_agent:") and len(enter) <= 191
     assert enter == dedupe_key(message_dict(load_payload("enter_agent", user="m1", time=T)))  # a retry: same key
     # Two different events from one user in the same second stay apart.
-    assert dedupe_key(message_dict(load_payload("location_event", user="m1", time=T))).startswith(f"evt:m1:{T}:LOCATION:")
+    location = dedupe_key(message_dict(load_payload("location_event", user="m1", time=T)))
+    assert location.startswith(f"evt:m1:{T}:LOCATION:")
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,7 @@ async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not sandbox.config.public_url:
         sandbox.config.public_url = f"{request.scheme}://{request.host}"
     fault, slow = sandbox.draw_fault()
+    slow = slow and (not sandbox.config.slow_paths or request.path in sandbox.config.slow_paths)
     if fault == "http_502":
         response: web.StreamResponse = web.Response(status=502, text="<html><body>502 Bad Gateway</body></html>",
                                                     content_type="text/html")

@@ -37,6 +37,7 @@ class SandboxConfig:
     http_502_rate: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 6.0
+    slow_paths: list[str] = field(default_factory=list)  # where slow answers happen ([] = every /cgi-bin/ path)
     seed: int | None = None
     callback_timeout_seconds: float = 5.0
     callback_tries: int = 3
