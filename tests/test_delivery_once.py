@@ -49,7 +49,7 @@ def make_bot(
 async def outbox_states(h: Harness) -> dict[str, int]:
     async with h.app[DEPS].sessions() as session:
         rows = await session.execute(select(OutboundMessage.state, func.count()).group_by(OutboundMessage.state))
-        return {str(state): int(n) for state, n in rows.tuples()}
+        return {str(r[0]): int(r[1]) for r in rows}
 
 
 async def drain_until_sent(*bots: Harness, step: timedelta = timedelta(minutes=5), rounds: int = 40) -> None:

@@ -171,6 +171,8 @@ async def media_get(request: web.Request) -> web.Response:
         return _error(request, err)
     if sandbox.config.media_slow_seconds > 0:  # a slow download: the bytes come, but late
         await asyncio.sleep(sandbox.config.media_slow_seconds)
+    if sandbox.media_hold is not None:  # a test holds downloads until it lets them go
+        await sandbox.media_hold.wait()
     return web.Response(body=media.content, headers={
         "Content-Type": media.content_type,
         "Content-disposition": f'attachment; filename="{media.filename}"',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hmac
 import json
@@ -53,6 +54,7 @@ class Tenant:
         self._current_token: str | None = None
         self._sent_windows: dict[str, deque[datetime]] = {}
         self._robot_windows: dict[str, deque[datetime]] = {}
+        self.media_hold: asyncio.Event | None = None  # set: media/get answers only once it is set (tests)
         self.suppressed: list[Suppressed] = []  # what the duplicate check swallowed, oldest first
         self._recent_bodies: dict[str, tuple[datetime, str, str | None]] = {}  # _dup_key -> (at, msgid, code)
         self._task_ids: set[str] = set()
