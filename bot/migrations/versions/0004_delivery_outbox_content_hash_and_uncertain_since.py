@@ -6,11 +6,13 @@ Create Date: 2026-12-02 07:24:54.440199
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from alembic import op
 
 import models.base
+from models.outbox import content_hash
 
 revision: str = '0004_delivery'
 down_revision: str | None = '0002_outbox_recipient_sent'
@@ -26,6 +28,30 @@ def upgrade() -> None:
         batch_op.create_index('ix_outbox_content_sent', ['content_hash', 'sent_at'], unique=False)
 
     # ### end Alembic commands ###
+    _hash_recent_app_messages()
+
+
+def _hash_recent_app_messages() -> None:
+    """App messages still queued or sent inside WeCom's longest duplicate-check window get their content_hash,
+    so the first identical reply after the upgrade is not sent with a check that swallows it."""
+    outbox = sa.table(
+        'outbox', sa.column('id', sa.Integer()), sa.column('channel', sa.String()), sa.column('recipient', sa.String()),
+        sa.column('msgtype', sa.String()), sa.column('payload', sa.JSON()), sa.column('state', sa.String()),
+        sa.column('sent_at', models.base.UTCDateTime()), sa.column('content_hash', sa.String()),
+    )
+    since = datetime.now(UTC) - timedelta(hours=4)
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.select(outbox.c.id, outbox.c.recipient, outbox.c.msgtype, outbox.c.payload).where(
+            outbox.c.channel == 'app',
+            sa.or_(outbox.c.state.in_(('pending', 'sending')), outbox.c.sent_at >= since),
+        )
+    ).all()
+    if rows:
+        bind.execute(
+            outbox.update().where(outbox.c.id == sa.bindparam('_id')).values(content_hash=sa.bindparam('_hash')),
+            [{'_id': r.id, '_hash': content_hash(r.recipient, r.msgtype, r.payload)} for r in rows],
+        )
 
 
 def downgrade() -> None:
