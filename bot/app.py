@@ -21,6 +21,7 @@ from bot.inbox import inbox_ctx
 from bot.keys import CLOCK, DEPS, ENGINE, HTTP, METRICS, SESSIONS, SETTINGS, WECOM
 from bot.metrics import Metrics
 from bot.outbox import outbox_ctx
+from bot.photos import photos_ctx
 from bot.wecom import callback
 from bot.wecom.client import WeComClient
 from scheduler import scheduler_ctx_factory
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.cleanup_ctx.append(_deps)
     app.cleanup_ctx.append(inbox_ctx)
     app.cleanup_ctx.append(outbox_ctx)
+    app.cleanup_ctx.append(photos_ctx)  # downloads photo proof outside the inbox worker
     app.cleanup_ctx.append(scheduler_ctx_factory(DEPS))
     app.cleanup_ctx.append(stock_api.menu_ctx)  # menu/create with the scan buttons, when wecom.create_menu
     api.setup_routes(app)

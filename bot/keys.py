@@ -16,6 +16,7 @@ from bot.metrics import Metrics
 if TYPE_CHECKING:
     from bot.inbox import InboxWorker
     from bot.outbox import OutboxWorker
+    from bot.photos import PhotoWorker
     from bot.wecom.client import WeComClient
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -28,3 +29,4 @@ DEPS = web.AppKey("deps", Deps)
 METRICS = web.AppKey("metrics", Metrics)
 INBOX: web.AppKey[InboxWorker] = web.AppKey("inbox")
 OUTBOX: web.AppKey[OutboxWorker] = web.AppKey("outbox")
+PHOTOS: web.AppKey[PhotoWorker] = web.AppKey("photos")

@@ -5,14 +5,14 @@ UPDATE ... RETURNING leases the due rows (state 'sending', claimed_by, claimed_u
 LOCKED on PostgreSQL, while on SQLite bot/db.py's BEGIN IMMEDIATE serialises writers), then the per-recipient
 budgets put back what they refuse. Sending happens outside any transaction; the answers are written back in one
 transaction per batch (the driver's executemany, see bot.db.Executemany), guarded by claimed_by so a worker that
-lost its lease cannot overwrite another's result. A resend after a crash is harmless: app messages
-carry enable_duplicate_check, so WeCom does not deliver identical JSON twice inside the window.
+lost its lease cannot overwrite another's result. A resend after an unknown outcome (a timeout, a crash) is
+harmless: app messages carry WeCom's duplicate check with a look-back decided from the table, so neither a
+resend is delivered twice nor a different row with the same text swallowed (bot/outbox_dupes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -23,8 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from aiohttp import web
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, func, select, update
 
 from bot.config import OutboxSettings
 from bot.db import Executemany
@@ -33,7 +32,8 @@ from bot.errors import WeComAPIError, WeComConnectionError
 from bot.keys import DEPS, METRICS, OUTBOX, WECOM
 from bot.loop import DrainLoop
 from bot.metrics import Metrics
-from bot.outbox_budgets import Budgets, Claimed
+from bot.outbox_budgets import Budgets, Claimed, split_stale_card_updates
+from bot.outbox_dupes import CODE_USED, Attempt, DuplicateGate, Unprotectable, interval_for
 from bot.wecom.client import TOKEN_ERRORS, TRANSIENT_ERRORS, WeComClient, WeComRateLimited
 from models.base import UTCDateTime
 from models.outbox import OutboundMessage
@@ -62,25 +62,6 @@ class Outcome(NamedTuple):
     values: dict[str, Any]
 
 
-class RecentSends:
-    """Identical app messages this process sent lately. WeCom's duplicate check is meant for a resend of one row
-    after a crash; a second row with the same text (a user asking `库存 A001` twice) must still arrive, so it is
-    sent with the check off."""
-
-    def __init__(self, window: timedelta) -> None:
-        self._window = window
-        self._sent: dict[tuple[str, ...], tuple[int, datetime]] = {}
-
-    def other_row_sent(self, row_id: int, content: tuple[str, ...], now: datetime) -> bool:
-        seen = self._sent.get(content)
-        return seen is not None and seen[0] != row_id and now - seen[1] < self._window
-
-    def record(self, row_id: int, content: tuple[str, ...], now: datetime) -> None:
-        if len(self._sent) > 10_000:
-            self._sent = {k: v for k, v in self._sent.items() if now - v[1] < self._window}
-        self._sent[content] = (row_id, now)
-
-
 class OutboxWorker:
     """`drain()` sends every row due now (by the app's clock); `start()` runs the same as a background loop."""
 
@@ -91,7 +72,7 @@ class OutboxWorker:
         self.settings = deps.config.outbox
         self.name = (name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}")[:64]
         self.budgets = Budgets(self.settings)
-        self.recent = RecentSends(timedelta(seconds=self.settings.duplicate_check_interval_seconds))
+        self.dupes = DuplicateGate(_TABLE)
         self.loop = DrainLoop(f"outbox-worker-{self.name}", self.drain, self.settings.poll_seconds)
 
     def wake(self) -> None:
@@ -184,7 +165,9 @@ class OutboxWorker:
             recovered = (await conn.execute(
                 update(t)
                 .where(t.c.state == "sending", t.c.claimed_until < now)
-                .values(state="pending", next_attempt_at=now, claimed_by=None, claimed_until=None)
+                # it may have been sent: its retry must reach back to the claim (next_attempt_at holds its time)
+                .values(state="pending", next_attempt_at=now, claimed_by=None, claimed_until=None,
+                        uncertain_since=func.coalesce(t.c.uncertain_since, t.c.next_attempt_at))
             )).rowcount
         if recovered > 0:
             log.warning("outbox: %d rows of a worker whose lease ran out are queued again", recovered)
@@ -209,16 +192,20 @@ class OutboxWorker:
         lease = (
             update(t)
             .where(t.c.id.in_(due.scalar_subquery()))
-            .values(state="sending", claimed_by=self.name, claimed_until=now + timedelta(seconds=s.lease_seconds))
-            .returning(t.c.id, t.c.channel, t.c.recipient, t.c.msgtype, t.c.payload, t.c.attempts)
+            .values(state="sending", claimed_by=self.name, claimed_until=now + timedelta(seconds=s.lease_seconds),
+                    next_attempt_at=now)  # the claim's time, while leased: where a crashed send's retry looks back to
+            .returning(t.c.id, t.c.channel, t.c.recipient, t.c.msgtype, t.c.payload, t.c.attempts, t.c.content_hash,
+                       t.c.uncertain_since)
         )
         async with self.deps.sessions() as session, session.begin():
             conn = await session.connection()
             rows = sorted(Claimed(*row) for row in await conn.execute(lease))  # RETURNING has no order: by id
             if not rows:
                 return [], 0
-            rows, stale = await self._split_stale_card_updates(session, rows, now)
+            rows, stale = await split_stale_card_updates(session, rows, now, s.card_update_max_age_hours)
             sendable, later = await self.budgets.apply(session, rows, now)
+            sendable, held = await self.dupes.apply(conn, sendable, now)
+            later += held  # rows waiting for an identical one in flight are due again now: not counted below
             if stale:
                 await conn.execute(
                     update(t).where(t.c.id.in_([r.id for r in stale]))
@@ -233,95 +220,76 @@ class OutboxWorker:
                             next_attempt_at=bindparam("_next", type_=UTCDateTime())),
                     [{"_id": r.id, "_next": when} for r, when in later],
                 )
-        for label, n in (("failed", len(stale)), ("deferred", len(later))):
+        deferred = sum(1 for _, when in later if when > now)
+        for label, n in (("failed", len(stale)), ("deferred", deferred)):
             if n:
                 self.metrics.outbox_sends.labels(label).inc(n)
-        return sendable, len(later) + len(stale)
-
-    async def _split_stale_card_updates(
-        self, session: AsyncSession, rows: list[Claimed], now: datetime
-    ) -> tuple[list[Claimed], list[Claimed]]:
-        """A response_code works within 72 h of being issued: at the click (the update row was queued then) or
-        at the card's own send (its outbox row kept the code). Older ones fail here, before any call."""
-        updates = [r for r in rows if r.channel == "card_update"]
-        if not updates:
-            return rows, []
-        m = OutboundMessage
-        queued: dict[int, datetime] = dict(
-            (await session.execute(select(m.id, m.created_at).where(m.id.in_([r.id for r in updates])))).all()
-        )
-        codes = {str(r.payload.get("response_code", "")) for r in updates}
-        issued = {
-            row[0]: row[1]
-            for row in await session.execute(
-                select(m.response_code, m.sent_at).where(m.response_code.in_(codes), m.sent_at.is_not(None))
-            )
-        }
-        max_age = timedelta(hours=self.settings.card_update_max_age_hours)
-        stale: list[Claimed] = []
-        for r in updates:
-            origin = min(t for t in (queued[r.id], issued.get(str(r.payload.get("response_code")))) if t is not None)
-            if now - origin > max_age:
-                stale.append(r)
-        stale_ids = {r.id for r in stale}
-        return [r for r in rows if r.id not in stale_ids], stale
+        return sendable, deferred + len(stale)
 
     async def send(self, row: Claimed) -> Outcome:
         """Deliver one leased row and describe what to write back (never raises for a WeCom failure).
 
         The outcome's values are already the bind parameters of `_record`'s UPDATE (one dict per row)."""
+        attempt = Attempt(self.deps.clock.now())
         try:
-            msgid, response_code, note = await self._deliver(row)
-        except WeComRateLimited as err:
-            # Not the message's fault and not an attempt: wait out the window.
-            when = self.deps.clock.now() + timedelta(seconds=err.retry_after_seconds)
-            return Outcome(row.id, "rate_limited", self._values(row.id, "pending", row.attempts, when, error=str(err)))
-        except (WeComAPIError, BadRow) as err:
-            if isinstance(err, BadRow) or err.errcode not in RETRYABLE_ERRORS:
-                log.warning("outbox %s to %s failed for good: %s", row.id, row.channel, err)
-                return Outcome(row.id, "failed", self._values(row.id, "failed", row.attempts + 1, None, error=str(err)))
-            return self._retry(row, str(err))
-        except WeComConnectionError as err:
-            return self._retry(row, str(err))
-        except Exception as err:  # a bad payload or a bug must not stop the batch: retried, then dead-lettered
-            log.exception("outbox %s: unexpected error", row.id)
-            return self._retry(row, f"{type(err).__name__}: {err}")
+            msgid, response_code, note = await self._deliver(row, attempt)
+        except Exception as err:  # a bad payload or a bug must not stop the batch either: retried, then dead-lettered
+            return self._failure(row, err, attempt.started if attempt.uncertain(err) else None)
         return Outcome(row.id, "sent", {
             "_id": row.id, "_sent_at": self.deps.clock.now(), "_msgid": msgid, "_code": response_code, "_error": note,
         })
 
-    def _values(self, row_id: int, state: str, attempts: int, when: datetime | None, *, error: str) -> dict[str, Any]:
+    def _failure(self, row: Claimed, err: Exception, unsure: datetime | None) -> Outcome:
+        """What to write back for a failed attempt; `unsure`: it started then and WeCom may have acted on it."""
+        if isinstance(err, WeComRateLimited):
+            # Not the message's fault and not an attempt: wait out the window.
+            when = self.deps.clock.now() + timedelta(seconds=err.retry_after_seconds)
+            return Outcome(row.id, "rate_limited",
+                           self._values(row.id, "pending", row.attempts, when, error=str(err), unsure=unsure))
+        if isinstance(err, BadRow | Unprotectable) or (
+            isinstance(err, WeComAPIError) and err.errcode not in RETRYABLE_ERRORS
+        ):
+            log.warning("outbox %s to %s failed for good: %s", row.id, row.channel, err)
+            return Outcome(row.id, "failed",
+                           self._values(row.id, "failed", row.attempts + 1, None, error=str(err), unsure=unsure))
+        if isinstance(err, WeComAPIError | WeComConnectionError):
+            return self._retry(row, str(err), unsure)
+        log.error("outbox %s: unexpected error", row.id, exc_info=err)
+        return self._retry(row, f"{type(err).__name__}: {err}", unsure)
+
+    def _values(
+        self, row_id: int, state: str, attempts: int, when: datetime | None, *, error: str,
+        unsure: datetime | None = None,
+    ) -> dict[str, Any]:
         """`_record`'s parameters for a row not sent: next_attempt_at is NOT NULL, so a final state gets now."""
         return {
             "_id": row_id, "_state": state, "_attempts": attempts, "_next": when or self.deps.clock.now(),
-            "_error": error[:2000],
+            "_error": error[:2000], "_uncertain": unsure,
         }
 
-    def _retry(self, row: Claimed, error: str) -> Outcome:
+    def _retry(self, row: Claimed, error: str, unsure: datetime | None = None) -> Outcome:
         attempts = row.attempts + 1
         if attempts >= self.settings.max_attempts:
             log.error("outbox %s to %s dead-lettered after %d attempts: %s", row.id, row.channel, attempts, error)
-            return Outcome(row.id, "dead_letter", self._values(row.id, "failed", attempts, None, error=error))
+            return Outcome(row.id, "dead_letter", self._values(row.id, "failed", attempts, None, error=error,
+                                                               unsure=unsure))
         when = self.deps.clock.now() + timedelta(seconds=backoff_seconds(attempts, self.settings))
-        return Outcome(row.id, "retry", self._values(row.id, "pending", attempts, when, error=error))
+        return Outcome(row.id, "retry", self._values(row.id, "pending", attempts, when, error=error, unsure=unsure))
 
-    async def _deliver(self, row: Claimed) -> tuple[str | None, str | None, str | None]:
+    async def _deliver(self, row: Claimed, attempt: Attempt) -> tuple[str | None, str | None, str | None]:
         """Call the API for the row's channel; returns (msgid, response_code, note)."""
         p = row.payload
         if row.channel == "app":
             body: dict[str, Any] = {"touser": row.recipient, "msgtype": row.msgtype, row.msgtype: p}
-            text = p.get("content") if isinstance(p, dict) and len(p) == 1 else None
-            # What WeCom compares: a plain text/markdown body by its string, anything else by its JSON.
-            content = (row.recipient, row.msgtype, "c", text) if isinstance(text, str) else (
-                row.recipient, row.msgtype, "j", json.dumps(p, sort_keys=True, ensure_ascii=False))
-            now = self.deps.clock.now()
-            check = not self.recent.other_row_sent(row.id, content, now)
-            result = await self.client.send_message({
-                **body,
-                "enable_duplicate_check": 1 if check else 0,
-                "duplicate_check_interval": self.settings.duplicate_check_interval_seconds,
-            })
-            self.recent.record(row.id, content, now)
+            configured = self.settings.duplicate_check_interval_seconds
+            interval_for(row, attempt.started, configured, row.uncertain_since)  # Unprotectable: nothing sent
+
+            def build() -> dict[str, Any]:  # the look-back is decided per try, at the moment it goes out
+                interval = interval_for(row, self.deps.clock.now(), configured, attempt.unsure_since(row))
+                return {**body, "enable_duplicate_check": 0 if interval is None else 1,
+                        "duplicate_check_interval": interval or configured}
+
+            result = await self.client.send_message(attempt.build(build))
             note = f"invalid users: {'|'.join(result.invalid_users)}" if result.invalid_users else None
             return result.msgid, result.response_code, note
         if row.channel == "appchat":
@@ -331,7 +299,13 @@ class OutboxWorker:
         elif row.channel == "card_update":
             if not p.get("response_code") or not ("button" in p or "template_card" in p):
                 raise BadRow(f"outbox row {row.id}: card_update needs response_code and button or template_card")
-            await self.client.update_template_card({"userids": [row.recipient], **p})
+            try:
+                await self.client.update_template_card(attempt.build(lambda: {"userids": [row.recipient], **p}))
+            except WeComAPIError as err:
+                # A response code works once: after an attempt with an unknown outcome, "used" means it worked.
+                if err.errcode != CODE_USED or not (row.uncertain_since is not None or attempt.tries > 1):
+                    raise
+                return None, None, "42022 after an attempt with an unknown outcome: that attempt applied it"
         else:
             raise BadRow(f"outbox row {row.id}: unknown channel {row.channel!r}")
         return None, None, None
@@ -378,6 +352,7 @@ _RECORD_OTHER = Executemany(
     update(_TABLE).where(*_MINE).values(
         state=bindparam("_state"), attempts=bindparam("_attempts"),
         next_attempt_at=bindparam("_next", type_=UTCDateTime()), claimed_until=None, last_error=bindparam("_error"),
+        uncertain_since=func.coalesce(_TABLE.c.uncertain_since, bindparam("_uncertain", type_=UTCDateTime())),
     )
 )
 

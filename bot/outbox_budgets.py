@@ -1,4 +1,4 @@
-"""Per-recipient send budgets for the outbox: WeCom silently drops what exceeds them, so the bot never sends it."""
+"""Per-recipient send budgets for the outbox (WeCom silently drops the excess) and stale card updates."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ class Claimed(NamedTuple):
     msgtype: str
     payload: dict[str, Any]
     attempts: int
+    content_hash: str | None = None  # app messages: what WeCom's duplicate check compares
+    uncertain_since: datetime | None = None  # an earlier attempt's outcome is unknown since then
+    prev_sent_at: datetime | None = None  # the last other identical message to this member (bot/outbox_dupes.py)
 
 
 @dataclass(frozen=True)
@@ -157,3 +160,32 @@ def _by_channel(keys: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
 def _lock_key(channel: str, recipient: str) -> int:
     digest = hashlib.blake2b(f"outbox-budget:{channel}:{recipient}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+async def split_stale_card_updates(
+    session: AsyncSession, rows: list[Claimed], now: datetime, max_age_hours: float
+) -> tuple[list[Claimed], list[Claimed]]:
+    """A response_code works within 72 h of being issued: at the click (the update row was queued then) or
+    at the card's own send (its outbox row kept the code). Older ones fail at the claim, before any call."""
+    updates = [r for r in rows if r.channel == "card_update"]
+    if not updates:
+        return rows, []
+    m = OutboundMessage
+    queued: dict[int, datetime] = dict(
+        (await session.execute(select(m.id, m.created_at).where(m.id.in_([r.id for r in updates])))).all()
+    )
+    codes = {str(r.payload.get("response_code", "")) for r in updates}
+    issued = {
+        row[0]: row[1]
+        for row in await session.execute(
+            select(m.response_code, m.sent_at).where(m.response_code.in_(codes), m.sent_at.is_not(None))
+        )
+    }
+    max_age = timedelta(hours=max_age_hours)
+    stale: list[Claimed] = []
+    for r in updates:
+        origin = min(t for t in (queued[r.id], issued.get(str(r.payload.get("response_code")))) if t is not None)
+        if now - origin > max_age:
+            stale.append(r)
+    stale_ids = {r.id for r in stale}
+    return [r for r in rows if r.id not in stale_ids], stale

@@ -1,7 +1,9 @@
 """Photo proof: download with retries, content-addressed storage, tags (time, EXIF, location, store), geofence.
 
-A submission is a TaskPhoto row from the moment the image message arrives; the download is tried at once and,
-if WeCom does not answer, again by a job until the media expires (WeCom keeps it 3 days), so none is lost.
+A submission is a TaskPhoto row from the moment the image message arrives (the handler only records it); the
+photo worker (PhotoWorker, registered in bot/app.py) downloads it outside any transaction, so a slow media server
+stalls no chat, then stores it and completes the task in its own transaction; a failed download is retried until
+the media expires (WeCom keeps it 3 days), so none is lost.
 """
 
 from __future__ import annotations
@@ -10,16 +12,21 @@ import asyncio
 import hashlib
 import io
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from aiohttp import web
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Deps
 from bot.errors import DomainError, WeComAPIError, WeComError
+from bot.keys import DEPS, PHOTOS
+from bot.loop import DrainLoop
 from bot.messages import render
 from models.org import Staff, Store, store_manager
 from models.outbox import send_text
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 MEDIA_KEPT = timedelta(days=3)  # WeCom deletes temporary media after three days
 RETRY_AFTER = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600)  # seconds, then the last one repeats
 IMMEDIATE_TRIES = 2
+LEASE = timedelta(minutes=10)  # a claimed photo is tried again after this if its worker died
+CONCURRENT_DOWNLOADS = 4
 MEDIA_GONE = frozenset({40007})  # invalid media_id: expired or never existed, no retry brings it back
 EXTENSIONS = {"image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 EXIF_IFD, DATETIME_ORIGINAL, DATETIME = 0x8769, 36867, 306
@@ -71,41 +80,55 @@ def exif_taken_at(content: bytes, tz: str) -> datetime | None:
         return None
 
 
-async def receive(session: AsyncSession, deps: Deps, user: Staff, msg_id: str, media_id: str, now: datetime) -> str:
-    """An image message arrived: keep the submission, try to process it now; returns the reply."""
+async def receive(session: AsyncSession, user: Staff, msg_id: str, media_id: str, now: datetime) -> TaskPhoto:
+    """An image message arrived: keep the submission, due for the photo worker now. Nothing is downloaded here:
+    the inbox worker (one transaction per event, one at a time) must not wait on WeCom's media server."""
     photo = TaskPhoto(
         msg_id=msg_id, staff_id=user.id, store_id=user.store_id, media_id=media_id, state="pending",
         received_at=now, tries=0, next_try_at=now, flagged=False,
     )
     session.add(photo)
     await session.flush()
-    reply = await process(session, deps, photo, user, now, tries=IMMEDIATE_TRIES)
-    return reply or render("task_photo_pending")
+    return photo
 
 
-async def process(
-    session: AsyncSession, deps: Deps, photo: TaskPhoto, user: Staff, now: datetime, *, tries: int = 1
-) -> str | None:
-    """Download, store and tag one pending photo, then complete its task. None = still pending."""
-    content_type, content, gone = "", b"", False
+@dataclass(frozen=True)
+class Download:
+    content_type: str = ""
+    content: bytes = b""
+    failures: tuple[str, ...] = ()
+    gone: bool = False  # WeCom says the media does not exist (expired): no retry brings it back
+
+
+async def download(deps: Deps, media_id: str, tries: int) -> Download:
+    """Fetch the media with up to `tries` tries, outside any transaction."""
+    failures: list[str] = []
     for _ in range(tries):
         try:
             if deps.wecom is None:
                 raise WeComError("no WeCom client configured")
-            media = await deps.wecom.get_media(photo.media_id)
-            content_type, content = media.content_type, media.content
-            break
+            media = await deps.wecom.get_media(media_id)
+            return Download(media.content_type, media.content, tuple(failures))
         except WeComError as err:
-            photo.tries += 1
-            photo.last_error = str(err)[:500]
+            failures.append(str(err)[:500])
             if isinstance(err, WeComAPIError) and err.errcode in MEDIA_GONE:
-                gone = True
-                break
+                return Download(failures=tuple(failures), gone=True)
+    return Download(failures=tuple(failures))
+
+
+async def process(
+    session: AsyncSession, deps: Deps, photo: TaskPhoto, user: Staff, now: datetime, fetched: Download
+) -> str | None:
+    """Store and tag one pending photo from its download, then complete its task. None = still pending."""
+    photo.tries += len(fetched.failures)
+    if fetched.failures:
+        photo.last_error = fetched.failures[-1]
+    content_type, content = fetched.content_type, fetched.content
     if not content:
-        if gone or now - photo.received_at >= MEDIA_KEPT:
+        if fetched.gone or now - photo.received_at >= MEDIA_KEPT:
             photo.state = "lost"
             return render("task_photo_lost")
-        photo.next_try_at = now + timedelta(seconds=RETRY_AFTER[min(photo.tries, len(RETRY_AFTER)) - 1])
+        photo.next_try_at = now + timedelta(seconds=RETRY_AFTER[max(min(photo.tries, len(RETRY_AFTER)) - 1, 0)])
         return None
     sha, rel = await asyncio.to_thread(write_photo, deps.data_dir, content, content_type)
     earlier = (await session.execute(select(TaskPhoto.id).where(TaskPhoto.sha256 == sha))).scalar_one_or_none()
@@ -179,22 +202,79 @@ async def attach(
     )
 
 
-async def retry_pending(deps: Deps) -> int:
-    """The job: photos whose download failed are tried again when due; the sender is told the outcome."""
+async def process_due(deps: Deps, *, limit: int = 20) -> int:
+    """Photos due for a download: leased in one short transaction (next_try_at pushed out, so a crash retries
+    them after LEASE and two servers never take the same one), downloaded concurrently outside any transaction,
+    then each stored and attached in its own transaction; the sender is told the outcome. Returns how many."""
     now = deps.clock.now()
     async with deps.sessions() as session, session.begin():
-        stmt = select(TaskPhoto).where(TaskPhoto.state == "pending", TaskPhoto.next_try_at <= now)
-        stmt = stmt.order_by(TaskPhoto.id).limit(50).with_for_update(skip_locked=True)  # two servers: each once
-        photos = list((await session.execute(stmt)).scalars())
-        for photo in photos:
-            user = await session.get(Staff, photo.staff_id)
-            if user is None:
-                continue
-            try:
-                async with session.begin_nested():
-                    reply = await process(session, deps, photo, user, now)
-            except DomainError as err:  # e.g. the task was closed meanwhile: keep the photo, tell the sender
-                photo.state, reply = "unassigned", err.user_message
-            if reply is not None:
-                await send_text(session, user.userid, reply, now=now, dedupe_key=f"task-photo:{photo.id}:{photo.state}")
-    return len(photos)
+        stmt = (
+            select(TaskPhoto.id, TaskPhoto.media_id, TaskPhoto.tries)
+            .where(TaskPhoto.state == "pending", TaskPhoto.next_try_at <= now)
+            .order_by(TaskPhoto.next_try_at, TaskPhoto.id).limit(limit).with_for_update(skip_locked=True)
+        )
+        due: list[tuple[int, str, int]] = [(r[0], r[1], r[2]) for r in await session.execute(stmt)]
+        if due:
+            await session.execute(
+                update(TaskPhoto).where(TaskPhoto.id.in_([d[0] for d in due])).values(next_try_at=now + LEASE)
+            )
+    limit_downloads = asyncio.Semaphore(CONCURRENT_DOWNLOADS)
+
+    async def one(photo_id: int, media_id: str, tries: int) -> None:
+        async with limit_downloads:
+            fetched = await download(deps, media_id, IMMEDIATE_TRIES if tries == 0 else 1)
+        await _settle(deps, photo_id, fetched)
+
+    await asyncio.gather(*(one(*d) for d in due))
+    return len(due)
+
+
+retry_pending = process_due  # the scheduler job's name for the same pass
+
+
+async def _settle(deps: Deps, photo_id: int, fetched: Download) -> None:
+    now = deps.clock.now()
+    async with deps.sessions() as session, session.begin():
+        photo = await session.get(TaskPhoto, photo_id, with_for_update=True)
+        if photo is None or photo.state != "pending":
+            return  # another server finished it meanwhile
+        user = await session.get(Staff, photo.staff_id)
+        if user is None:
+            return
+        first = photo.tries == 0
+        try:
+            async with session.begin_nested():
+                reply = await process(session, deps, photo, user, now, fetched)
+        except DomainError as err:  # e.g. the task was closed meanwhile: keep the photo, tell the sender
+            photo.state, reply = "unassigned", err.user_message
+        if reply is None and first:
+            reply = render("task_photo_pending")
+        if reply is not None:
+            await send_text(session, user.userid, reply, now=now, dedupe_key=f"task-photo:{photo.id}:{photo.state}")
+
+
+class PhotoWorker:
+    """The background step for photo proof: `drain()` processes every due photo; `start()` runs it as a loop."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.loop = DrainLoop("photo-worker", self.drain, deps.config.inbox.poll_seconds)
+
+    async def drain(self) -> int:
+        done = 0
+        while n := await process_due(self.deps):
+            done += n
+        return done
+
+
+async def photos_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The photo worker under bot.keys.PHOTOS, running where the inbox does (`inbox.workers` > 0)."""
+    deps = app[DEPS]
+    worker = PhotoWorker(deps)
+    app[PHOTOS] = worker
+    if deps.config.inbox.workers > 0:
+        worker.loop.start()
+    try:
+        yield
+    finally:
+        await worker.loop.stop()

@@ -16,9 +16,9 @@ router = Router("photo")
 
 @router.on(ImageMessage)
 async def photo_proof(event: ImageMessage, ctx: Context) -> None:
-    """Kept first, then downloaded and checked; the reply says what happened and what to do next."""
-    reply = await receive(ctx.session, ctx.deps, ctx.user, event.msg_id, event.media_id, ctx.now)
-    await ctx.reply(reply)
+    """Kept here; the photo worker (bot/photos.py) downloads and checks it, then tells the sender what happened
+    and what to do next."""
+    await receive(ctx.session, ctx.user, event.msg_id, event.media_id, ctx.now)
 
 
 @router.command("交图", "photo")

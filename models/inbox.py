@@ -16,7 +16,7 @@ class InboundEvent(Base):
     __table_args__ = (Index("ix_inbox_state_received", "state", "received_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    dedupe_key: Mapped[str] = mapped_column(String(191), unique=True)  # "msg:<MsgId>" or "evt:<user>:<time>:<event>"
+    dedupe_key: Mapped[str] = mapped_column(String(191), unique=True)  # msg:<MsgId> | evt:<user>:<time>:<event>:<hash>
     from_user: Mapped[str] = mapped_column(String(64), index=True)
     msg_type: Mapped[str] = mapped_column(String(32))
     event: Mapped[str | None] = mapped_column(String(64))

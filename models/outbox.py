@@ -6,6 +6,8 @@ bot/outbox.py claims due rows, sends them and records the answer. A dedupe_key m
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +32,7 @@ class OutboundMessage(Base):
     __table_args__ = (
         Index("ix_outbox_state_next", "state", "next_attempt_at", "id"),  # the claim's order, read off the index
         Index("ix_outbox_recipient_sent", "recipient", "sent_at"),  # budgets: a member's recent sends; listing
+        Index("ix_outbox_content_sent", "content_hash", "sent_at"),  # the duplicate check: identical messages
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,6 +52,17 @@ class OutboundMessage(Base):
     msgid: Mapped[str | None] = mapped_column(String(128))
     response_code: Mapped[str | None] = mapped_column(String(256))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # app messages: what WeCom's duplicate check compares (recipient, msgtype, body), see content_hash()
+    content_hash: Mapped[str | None] = mapped_column(String(40))
+    # the start of the earliest attempt whose outcome is unknown (a timeout, a crash mid-send): WeCom may have
+    # delivered it, so a retry must carry a duplicate check that reaches back that far
+    uncertain_since: Mapped[datetime | None]
+
+
+def content_hash(recipient: str, msgtype: str, payload: dict[str, Any]) -> str:
+    """Identical app messages to one member share this hash: the same msgtype and body (bot/outbox_dupes.py)."""
+    raw = json.dumps([recipient, msgtype, payload], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
 async def enqueue(
@@ -73,6 +87,7 @@ async def enqueue(
         "payload": payload,
         "dedupe_key": dedupe_key,
         "card_task_id": card_task_id,
+        "content_hash": content_hash(recipient, msgtype, payload) if channel == "app" else None,
         "state": "pending",
         "attempts": 0,
         "next_attempt_at": not_before or now,

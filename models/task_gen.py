@@ -22,7 +22,7 @@ from bot.messages import render
 from models.base import dialect_name
 from models.catalog import Sku
 from models.org import Region, Staff, Store
-from models.outbox import OutboundMessage
+from models.outbox import OutboundMessage, content_hash
 from models.task import PROOF_NAMES, TaskCountLine, TaskInstance, hhmm, period_key
 from models.task_count import choose_count_skus
 
@@ -232,6 +232,7 @@ async def queue_cards(
             "channel": "app", "recipient": userid, "msgtype": "template_card", "payload": card,
             "dedupe_key": key, "card_task_id": card["task_id"], "state": "pending", "attempts": 0,
             "next_attempt_at": not_before, "created_at": now,
+            "content_hash": content_hash(userid, "template_card", card),
         }
         for userid, card, key, not_before in cards
     ]

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.keys import INBOX, OUTBOX, SETTINGS
+from bot.keys import INBOX, OUTBOX, PHOTOS, SETTINGS
 from bot.sandbox import CallbackOutcome, Sandbox, SandboxConfig, create_sandbox_app
 from tests.factories import STAFF, STORES
 
@@ -83,12 +83,13 @@ class Harness:
         return self.app[SETTINGS]
 
     async def settle(self, limit_seconds: float = 10.0) -> int:
-        """Drain the app's inbox and outbox until both have nothing due; returns how many items were handled."""
+        """Drain the app's inbox, photo worker and outbox until none has anything due; returns how many items
+        were handled."""
         total = 0
         async with asyncio.timeout(limit_seconds):
             while True:
                 done = 0
-                for key in (INBOX, OUTBOX):
+                for key in (INBOX, PHOTOS, OUTBOX):
                     worker: Any = self.app.get(key)
                     if worker is not None and hasattr(worker, "drain"):
                         done += await worker.drain()

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.deps import Deps
-from bot.photos import exif_taken_at, photo_path, retry_pending, write_photo
+from bot.events import Event
+from bot.photos import exif_taken_at, photo_path, process_due, retry_pending, write_photo
 from models.task_gen import run_now
 from models.task_proof import TaskPhoto, haversine_m, outside_geofence
 from tests.factories import Chain
@@ -22,13 +23,13 @@ from tests.task_support import (
     jpeg,
     location,
     outbox,
-    send,
     task_settings,
     tasks,
     text,
     texts,
     with_settings,
 )
+from tests.task_support import send as dispatch_event
 
 NEAR_S002 = (31.2295, 121.4485)  # ~70 m from 静安店
 FAR_FROM_S002 = (31.2600, 121.4800)  # ~4.5 km away
@@ -47,6 +48,12 @@ async def _setup(deps: Deps, make_settings: Callable[..., Settings], media: Medi
 async def _photos(deps: Deps) -> list[TaskPhoto]:
     async with deps.sessions() as session:
         return list((await session.execute(select(TaskPhoto).order_by(TaskPhoto.id))).scalars())
+
+
+async def send(deps: Deps, event: Event) -> None:
+    """Dispatch as the inbox does, then let the photo worker take what is due (downloads happen there)."""
+    await dispatch_event(deps, event)
+    await process_due(deps)
 
 
 def test_storage_is_content_addressed_and_exif_is_read(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not sandbox.config.public_url:
         sandbox.config.public_url = f"{request.scheme}://{request.host}"
     fault, slow = sandbox.draw_fault()
+    slow = slow and (not sandbox.config.slow_paths or request.path in sandbox.config.slow_paths)
     if fault == "http_502":
         response: web.StreamResponse = web.Response(status=502, text="<html><body>502 Bad Gateway</body></html>",
                                                     content_type="text/html")
@@ -168,6 +169,10 @@ async def media_get(request: web.Request) -> web.Response:
         media = sandbox.get_media(request.query.get("media_id", ""))
     except ApiError as err:
         return _error(request, err)
+    if sandbox.config.media_slow_seconds > 0:  # a slow download: the bytes come, but late
+        await asyncio.sleep(sandbox.config.media_slow_seconds)
+    if sandbox.media_hold is not None:  # a test holds downloads until it lets them go
+        await sandbox.media_hold.wait()
     return web.Response(body=media.content, headers={
         "Content-Type": media.content_type,
         "Content-disposition": f'attachment; filename="{media.filename}"',

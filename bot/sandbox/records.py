@@ -37,10 +37,18 @@ class SandboxConfig:
     http_502_rate: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 6.0
+    slow_paths: list[str] = field(default_factory=list)  # where slow answers happen ([] = every /cgi-bin/ path)
     seed: int | None = None
     callback_timeout_seconds: float = 5.0
     callback_tries: int = 3
     public_url: str = ""  # how the bot reaches this sandbox (PicUrl points here); "" = learn from the first API call
+    # WeCom's duplicate check (wecom-api.md §3). "content": the same msgtype and message body to the same user
+    # (the other recipients, agentid and the check's own fields do not matter); "request": the whole request JSON
+    # but touser, per user. The window is the new request's duplicate_check_interval, looking back.
+    duplicate_key: str = "content"
+    duplicate_counts_unchecked: bool = True  # a message sent with the check off still counts as the earlier one
+    media_slow_seconds: float = 0.0  # media/get answers this much later (a slow download), after other faults
+    unique_create_times: bool = True  # nudge a user's CreateTime past their previous one; False: as WeCom does
 
 
 @dataclass
@@ -90,6 +98,18 @@ class Delivered:
         if self.replace_name is not None:
             return []
         return [(str(b.get("text", "")), str(b.get("key", ""))) for b in self.card.get("button_list") or []]
+
+
+@dataclass
+class Suppressed:
+    """A message the duplicate check swallowed: answered errcode 0 with the earlier msgid, delivered to nobody."""
+
+    channel: str  # "app" or "appchat"
+    to: str
+    msgtype: str
+    payload: JSON
+    earlier_msgid: str
+    at: datetime
 
 
 @dataclass

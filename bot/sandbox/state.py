@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hmac
 import json
@@ -28,6 +29,7 @@ from bot.sandbox.records import (
     Media,
     ResponseCode,
     SandboxConfig,
+    Suppressed,
     UserSent,
 )
 
@@ -52,7 +54,9 @@ class Tenant:
         self._current_token: str | None = None
         self._sent_windows: dict[str, deque[datetime]] = {}
         self._robot_windows: dict[str, deque[datetime]] = {}
-        self._recent_bodies: dict[str, tuple[datetime, str, str | None]] = {}  # json -> (at, msgid, code)
+        self.media_hold: asyncio.Event | None = None  # set: media/get answers only once it is set (tests)
+        self.suppressed: list[Suppressed] = []  # what the duplicate check swallowed, oldest first
+        self._recent_bodies: dict[str, tuple[datetime, str, str | None]] = {}  # _dup_key -> (at, msgid, code)
         self._task_ids: set[str] = set()
         self._seq = 0
         self._msgid = 0
@@ -119,25 +123,40 @@ class Tenant:
         self._current_token = None
 
     # ---- sending -----------------------------------------------------------------------------------------------
-    def _duplicate(self, body: JSON) -> tuple[str, str | None] | None:
-        """Identical JSON inside the duplicate-check window: the earlier msgid/code, and nothing is delivered."""
+    def _check_window(self, body: JSON) -> timedelta | None:
+        """The duplicate check's look-back for this request (None: the check is off)."""
         if not body.get("enable_duplicate_check"):
             return None
-        interval = int(body.get("duplicate_check_interval") or 1800)
+        try:
+            interval = int(body.get("duplicate_check_interval") or 1800)
+        except (TypeError, ValueError) as err:
+            raise ApiError(40058, "invalid parameter: duplicate_check_interval must be 1..14400") from err
         if not 0 < interval <= 4 * 3600:
             raise ApiError(40058, "invalid parameter: duplicate_check_interval must be 1..14400")
-        key = json.dumps(body, sort_keys=True, ensure_ascii=False)
-        seen = self._recent_bodies.get(key)
-        now = self.clock.now()
-        if seen and now - seen[0] < timedelta(seconds=interval):
-            self.duplicates_suppressed += 1
-            return seen[1], seen[2]
-        return None
+        return timedelta(seconds=interval)
 
-    def _remember(self, body: JSON, msgid: str, code: str | None) -> None:
-        if body.get("enable_duplicate_check"):
-            key = json.dumps(body, sort_keys=True, ensure_ascii=False)
+    def _dup_key(self, channel: str, to: str, msgtype: str, body: JSON) -> str:
+        """What "identical" means for one recipient (config.duplicate_key)."""
+        if self.config.duplicate_key == "request":
+            content: JSON = {k: v for k, v in body.items() if k not in ("touser", "toparty", "totag", "chatid")}
+        else:
+            content = {"msgtype": msgtype, msgtype: body.get(msgtype)}
+        return json.dumps([channel, to, content], sort_keys=True, ensure_ascii=False)
+
+    def _earlier(self, key: str, window: timedelta | None) -> tuple[str, str | None] | None:
+        """The earlier identical message's (msgid, response_code) when it falls inside the window."""
+        seen = self._recent_bodies.get(key)
+        if window is None or seen is None or self.clock.now() - seen[0] >= window:
+            return None
+        return seen[1], seen[2]
+
+    def _remember(self, key: str, msgid: str, code: str | None, checked: bool) -> None:
+        if checked or self.config.duplicate_counts_unchecked:
             self._recent_bodies[key] = (self.clock.now(), msgid, code)
+
+    def _suppress(self, channel: str, to: str, msgtype: str, body: JSON, earlier: str) -> None:
+        self.duplicates_suppressed += 1
+        self.suppressed.append(Suppressed(channel, to, msgtype, copy.deepcopy(body), earlier, self.clock.now()))
 
     def _within_member_budget(self, userid: str) -> bool:
         now = self.clock.now()
@@ -187,13 +206,19 @@ class Tenant:
         invalid = [u for u in dict.fromkeys(names) if u not in self.config.users]
         if not users:
             raise ApiError(81013, "user & party & tag all invalid")
-        seen = self._duplicate(body)
+        window = self._check_window(body)
+        keys = {u: self._dup_key("app", u, msgtype, body) for u in users}
         answer: JSON = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "invalidparty": "",
                         "invalidtag": "", "unlicenseduser": ""}
-        if seen is not None:
-            answer["msgid"] = seen[0]
-            if seen[1]:
-                answer["response_code"] = seen[1]
+        earlier = {u: seen for u in users if (seen := self._earlier(keys[u], window)) is not None}
+        for u, seen in earlier.items():
+            self._suppress("app", u, msgtype, body, seen[0])
+        users = [u for u in users if u not in earlier]
+        if not users:  # a duplicate for everyone: the earlier msgid, delivered to nobody
+            first = next(iter(earlier.values()))
+            answer["msgid"] = first[0]
+            if first[1]:
+                answer["response_code"] = first[1]
             return answer
         card = body.get("template_card") if msgtype == "template_card" else None
         task_id = str(card.get("task_id")) if isinstance(card, dict) and card.get("task_id") else None
@@ -209,7 +234,8 @@ class Tenant:
         if code:
             self.codes[code] = ResponseCode(code, self.clock.now(), [r for r in records if not r.dropped])
             answer["response_code"] = code
-        self._remember(body, msgid, code)
+        for u in users:
+            self._remember(keys[u], msgid, code, window is not None)
         answer["msgid"] = msgid
         return answer
 
@@ -261,12 +287,15 @@ class Tenant:
             raise ApiError(86003, f"chat not exist: {chatid}")
         msgtype = check_content(body, CHAT_TYPES)
         self._check_media(body, msgtype)
-        seen = self._duplicate(body)
+        window = self._check_window(body)
+        key = self._dup_key("appchat", chatid, msgtype, body)
+        seen = self._earlier(key, window)
         if seen is not None:
+            self._suppress("appchat", chatid, msgtype, body, seen[0])
             return {"errcode": 0, "errmsg": "ok"}
         msgid = self._new_msgid()
         self._record("appchat", chatid, msgtype, body, msgid, None)
-        self._remember(body, msgid, None)
+        self._remember(key, msgid, None, window is not None)
         return {"errcode": 0, "errmsg": "ok"}
 
     def chat_create(self, body: JSON) -> JSON:

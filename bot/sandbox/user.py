@@ -49,9 +49,11 @@ class Sandbox(Tenant):
         self._last_create_time: dict[str, int] = {}
 
     def _create_time(self, userid: str) -> int:
-        """The sandbox clock's second, nudged past the user's previous message: bots dedupe events by
-        FromUserName + CreateTime, so two taps under a frozen test clock must not look like one retried event."""
-        created = max(int(self.clock.now().timestamp()), self._last_create_time.get(userid, 0) + 1)
+        """The sandbox clock's second, nudged past the user's previous message unless `unique_create_times` is
+        off (WeCom gives two taps in one second the same CreateTime; tests of event dedupe turn it off)."""
+        created = int(self.clock.now().timestamp())
+        if self.config.unique_create_times:
+            created = max(created, self._last_create_time.get(userid, 0) + 1)
         self._last_create_time[userid] = created
         return created
 

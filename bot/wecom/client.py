@@ -27,6 +27,9 @@ RATE_LIMIT_ERRORS = frozenset({45009, 130101})  # frequency limit: blocked for t
 _SECRET_PARAMS = re.compile(r"(access_token|corpsecret|key)=[^&\s'\"]+")
 
 Body = Callable[[], Any]  # builds the request body afresh per attempt (a used FormData cannot be sent again)
+# A JSON body, or a function that builds it afresh for every try of the call (the outbox sets the duplicate
+# check's interval at the moment each try goes out).
+JsonBody = dict[str, Any] | Callable[[], dict[str, Any]]
 
 
 def redact(text: str) -> str:
@@ -95,9 +98,9 @@ class WeComClient:
 
     # ---- the calls -------------------------------------------------------------------------------------------
 
-    async def send_message(self, body: dict[str, Any]) -> SendResult:
+    async def send_message(self, body: JsonBody) -> SendResult:
         """message/send; body without agentid (added here)."""
-        data = await self._post("/cgi-bin/message/send", {**body, "agentid": self._settings.agent_id})
+        data = await self._post("/cgi-bin/message/send", self._with_agent(body))
         invalid = str(data.get("invaliduser") or "")
         return SendResult(
             msgid=data.get("msgid") or None,
@@ -105,9 +108,9 @@ class WeComClient:
             invalid_users=tuple(u for u in invalid.split("|") if u),
         )
 
-    async def update_template_card(self, body: dict[str, Any]) -> None:
+    async def update_template_card(self, body: JsonBody) -> None:
         """message/update_template_card; body without agentid (added here)."""
-        await self._post("/cgi-bin/message/update_template_card", {**body, "agentid": self._settings.agent_id})
+        await self._post("/cgi-bin/message/update_template_card", self._with_agent(body))
 
     async def appchat_send(self, body: dict[str, Any]) -> None:
         await self._post("/cgi-bin/appchat/send", body)
@@ -176,9 +179,19 @@ class WeComClient:
         log.info("WeCom access token fetched, valid %d s", expires_in)
         return AccessToken(str(data["access_token"]), self._clock.now() + timedelta(seconds=expires_in - margin))
 
-    async def _post(self, path: str, body: dict[str, Any], params: dict[str, str] | None = None) -> dict[str, Any]:
-        payload = _json_bytes(body)
-        return await self._call("POST", path, params=params, body=lambda: payload)
+    def _with_agent(self, body: JsonBody) -> JsonBody:
+        agent = self._settings.agent_id
+        if isinstance(body, dict):
+            return {**body, "agentid": agent}
+        build = body
+        return lambda: {**build(), "agentid": agent}
+
+    async def _post(self, path: str, body: JsonBody, params: dict[str, str] | None = None) -> dict[str, Any]:
+        if isinstance(body, dict):
+            payload = _json_bytes(body)
+            return await self._call("POST", path, params=params, body=lambda: payload)
+        build = body
+        return await self._call("POST", path, params=params, body=lambda: _json_bytes(build()))
 
     async def _call(
         self, method: str, path: str, *, params: dict[str, str] | None = None, body: Body | None = None,

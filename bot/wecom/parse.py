@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -64,12 +66,15 @@ def message_dict(plaintext: bytes | str) -> dict[str, Any]:
 
 
 def dedupe_key(d: dict[str, Any]) -> str:
-    """`msg:<MsgId>` for messages; `evt:<FromUserName>:<CreateTime>:<Event>` for events (WeCom retries them
-    unchanged; the event name keeps two different events in the same second apart)."""
+    """`msg:<MsgId>` for messages; for events `evt:<FromUserName>:<CreateTime>:<Event>:<hash>`, the hash over the
+    whole decrypted message. WeCom retries an event as the same XML, so a retry gets the same key, while two
+    different events of one user in the same second (two approvals, two contact changes) differ in some field
+    (EventKey, TaskId, ResponseCode, ChangeType, UserID, ...) and are both kept."""
     msg_id = d.get("MsgId")
     if isinstance(msg_id, str) and msg_id:
         return f"msg:{msg_id}"[:191]
-    return f"evt:{d['FromUserName']}:{d['CreateTime']}:{_text(d, 'Event')}"[:191]
+    digest = hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
+    return f"evt:{d['FromUserName'][:64]}:{d['CreateTime']}:{_text(d, 'Event')[:48]}:{digest}"
 
 
 def event_name(d: dict[str, Any]) -> str | None:
