@@ -140,6 +140,15 @@ async def resolve_sku(session: AsyncSession, query: str) -> Sku:
         return found[0]
     if not found:
         raise UnknownEntity("sku", query[:40], render("stock_unknown_sku", sku=clip(query)))
-    raise InvalidInput(f"sku {query[:40]!r} matches {len(found)} products",
-                       render("sku_choices", query=clip(query), skus=found[:SKU_CHOICES],
-                              more=len(found) > SKU_CHOICES))
+    raise SeveralSkus(query, found)
+
+
+class SeveralSkus(InvalidInput):
+    """A name part that fits several products: the reply lists them; 库存 offers them as buttons instead."""
+
+    def __init__(self, query: str, found: list[Sku]) -> None:
+        self.query = clip(query)
+        self.skus = found[:SKU_CHOICES]
+        self.more = len(found) > SKU_CHOICES
+        super().__init__(f"sku {query[:40]!r} matches {len(found)} products",
+                         render("sku_choices", query=self.query, skus=self.skus, more=self.more))

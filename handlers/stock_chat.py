@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 
+from bot.cards import button_card, card_task_id
 from bot.errors import DomainError, InvalidQuantity, NotAllowed
-from bot.events import TextMessage
+from bot.events import CardClick, TextMessage
 from bot.messages import render
-from handlers.parse import Item, clip, items, parse_qty, resolve_sku
-from handlers.router import Context, Router
+from handlers.parse import Item, SeveralSkus, ascii_id, clip, items, parse_qty, resolve_sku
+from handlers.router import UNHANDLED, Context, Router
 from handlers.stock import do_count
 from models.catalog import Sku
 from models.org import Store, find_store, stores_in_scope
+from models.outbox import update_card_button
 from models.stock import StockLevel, get_level
 from models.transfer import in_transit
 
@@ -95,7 +98,40 @@ async def level_command(event: TextMessage, ctx: Context, args: list[str]) -> No
         await ctx.reply(render("stock_level_usage"))
         return
     named = await find_store(ctx.session, args[0]) if len(args) >= 2 else None
-    sku = await resolve_sku(ctx.session, " ".join(args[1:] if named else args))
+    try:
+        sku = await resolve_sku(ctx.session, " ".join(args[1:] if named else args))
+    except SeveralSkus as several:
+        if named is not None:
+            raise
+        await ctx.reply_card(_pick_card(several, event.msg_id), dedupe_key=f"sku-pick:{event.msg_id}")
+        return
+    await _levels(ctx, sku, named)
+
+
+def _pick_card(several: SeveralSkus, msg_id: str) -> dict[str, Any]:
+    """One tap per candidate: `stock:level:<sku id>` answers as `库存 <SKU>` would."""
+    return button_card(
+        task_id=card_task_id("skupick", msg_id), title="选择商品",
+        desc=f"「{several.query}」对应多个商品，点一个查看库存",
+        buttons=[(f"{s.code} {s.name}", f"stock:level:{s.id}", 1) for s in several.skus],
+        sub_title="还有更多，没找到就写得更具体些。" if several.more else "",
+    )
+
+
+@router.button("stock")
+async def pick_button(event: CardClick, ctx: Context, action: str, ident: str) -> Any:
+    sku_id = ascii_id(ident)
+    sku = await ctx.session.get(Sku, sku_id) if action == "level" and sku_id is not None else None
+    if sku is None:
+        return UNHANDLED
+    if event.response_code:
+        await update_card_button(ctx.session, ctx.user.userid, event.response_code, f"已选 {sku.code}"[:20],
+                                 now=ctx.now)
+    await _levels(ctx, sku, None)
+    return None
+
+
+async def _levels(ctx: Context, sku: Sku, named: Store | None) -> None:
     scope = await stores_in_scope(ctx.session, ctx.user)
     if named is not None:
         if named.id not in {s.id for s in scope}:

@@ -46,3 +46,9 @@ async def say(deps: Deps, user: str, content: str, *, keep: bool = True) -> str:
     """The one text reply the sender gets."""
     [reply] = texts_to(await replies(deps, text(user, content), keep=keep), user)
     return reply
+
+
+def answers_to(rows: list[OutboundMessage], user: str) -> list[OutboundMessage]:
+    """What answers the sender: texts, and the card that asks which product was meant (not notifications)."""
+    return [r for r in rows if r.recipient == user and (
+        r.msgtype in ("text", "markdown") or (r.card_task_id or "").startswith("skupick"))]

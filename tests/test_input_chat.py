@@ -61,7 +61,8 @@ async def test_receive_superscript_two_gets_a_plain_answer(deps: Deps, chain: Ch
 
 @pytest.mark.parametrize("key", ["transfer:approve:99999999999999999999", "transfer:reject:²", "task:done:²",
                                  "task:done:99999999999999999999", "count:approve:²", "alert:ack:99999999999999999999",
-                                 "alert:ackall:²", "transfer:ship:-1", "transfer::", "::", ""])
+                                 "alert:ackall:²", "transfer:ship:-1", "transfer::", "::", "",
+                                 "stock:level:99999999999999999999", "stock:level:²", "stock:pick:1"])
 async def test_card_key_that_cannot_be_an_id_says_the_button_is_stale(deps: Deps, chain: Chain, key: str) -> None:
     rows = await replies(deps, click("sup1", key))
     assert [r.recipient for r in rows] == ["sup1"]
@@ -131,9 +132,21 @@ async def test_stock_by_name_or_a_unique_part_of_it(deps: Deps, chain: Chain, qu
     assert reply.startswith("徐汇店 A002 可口可乐 330ml：现有 20")
 
 
-async def test_stock_by_a_name_part_several_match_lists_the_candidates(deps: Deps, chain: Chain) -> None:
-    reply = await say(deps, "s1", "库存 ml")  # 农夫山泉 550ml, 可口可乐 330ml
+async def test_count_by_a_name_part_several_match_lists_the_candidates(deps: Deps, chain: Chain) -> None:
+    reply = await say(deps, "s1", "盘点 ml 5")  # 农夫山泉 550ml, 可口可乐 330ml
     assert "「ml」对应 2 个商品" in reply and "1. A001 农夫山泉 550ml" in reply and "2. A002 可口可乐 330ml" in reply
+
+
+async def test_stock_by_a_name_part_several_match_offers_one_button_each(deps: Deps, chain: Chain) -> None:
+    [card] = await replies(deps, text("sup1", "库存 ml"))
+    assert card.msgtype == "template_card" and card.recipient == "sup1"
+    keys = [(b["text"], b["key"]) for b in card.payload["button_list"]]
+    a001, a002 = chain.skus["A001"].id, chain.skus["A002"].id
+    assert keys == [("A001 农夫山泉 550ml", f"stock:level:{a001}"), ("A002 可口可乐 330ml", f"stock:level:{a002}")]
+    rows = await replies(deps, click("sup1", f"stock:level:{a002}"))
+    [reply] = texts_to(rows, "sup1")
+    assert "A002 可口可乐 330ml 各店库存" in reply and "静安店（S002）：20" in reply
+    assert [r.payload["button"]["replace_name"] for r in rows if r.channel == "card_update"] == ["已选 A002"]
 
 
 async def test_count_by_product_name(deps: Deps, chain: Chain, sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -62,3 +62,12 @@ async def test_overlong_text_is_cut_at_a_character_boundary_and_delivered(harnes
     text, markdown = harness.texts_for("s1")
     assert text.endswith("库…") and len(text.encode()) == 2048 - 2  # 681 whole characters and the ellipsis
     assert markdown.endswith("…") and len(markdown.encode()) <= 2048
+
+
+async def test_stock_by_a_name_part_is_one_tap_on_the_phone(harness: Harness, chain: Chain) -> None:
+    await harness.say("s1", "库存 ml")
+    [card] = harness.sandbox.cards_for("s1")
+    assert [text for text, _ in card.buttons] == ["A001 农夫山泉 550ml", "A002 可口可乐 330ml"]
+    await harness.tap("s1", f"stock:level:{chain.skus['A002'].id}")
+    assert harness.texts_for("s1")[-1].startswith("徐汇店 A002 可口可乐 330ml：现有 20")
+    assert harness.sandbox.cards_for("s1")[0].replace_name == "已选 A002"
