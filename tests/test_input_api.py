@@ -95,3 +95,29 @@ async def test_any_path_id_is_answered_without_a_server_error(client: AppClient,
     assert resp.status < 500, (template, value, await resp.text())
     if resp.status >= 400:
         assert "error" in await resp.json()
+
+
+SCALAR = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
+                   st.floats(allow_nan=False), st.text(max_size=12),
+                   st.sampled_from(["S001", "S002", "A001", "6900000000011", "s3", "m1", "morning_check", "staff",
+                                    "text", "\x00", "²", 5, 1, 0, -1, 10**20, "9" * 5000]))
+JSON = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+                    max_leaves=8)
+LINE = st.fixed_dictionaries({"sku": SCALAR, "qty": SCALAR})
+BODIES = st.sampled_from(["/api/transfers", "/api/tasks/run", "/api/tasks/broadcast"]).flatmap(
+    lambda path: st.tuples(st.just(path), st.one_of(JSON, st.fixed_dictionaries({}, optional={
+        "from_store": SCALAR, "to_store": SCALAR, "requested_by": SCALAR, "lines": st.lists(LINE, max_size=3),
+        "template": SCALAR, "stores": st.lists(SCALAR, max_size=3), "title": SCALAR, "body": SCALAR,
+        "role": SCALAR, "proof": SCALAR, "due_minutes": SCALAR, "points": SCALAR, "urgent": SCALAR}))))
+
+
+@PROPS
+@given(call=BODIES)
+async def test_any_json_body_is_answered_without_a_server_error(client: AppClient, chain: Chain,
+                                                                call: tuple[str, object]) -> None:
+    path, body = call
+    resp = await client.post(path, json=body, headers=auth())
+    assert resp.status < 500, (path, body, await resp.text())
+    if resp.status >= 400:
+        assert "error" in await resp.json()
