@@ -31,14 +31,29 @@ ECHO_CHARS = 20
 SKU_CHOICES = 6  # several name matches: this many are listed to pick from
 
 
+def nfkc(text: str) -> str:
+    """NFKC (full-width digits, letters and punctuation to half-width), except numbers that are no digits
+    (Unicode category No: ², ①, ½): NFKC would make them plain digits, and "签收 ²" must not sign transfer 2."""
+    if text.isascii():
+        return text
+    out: list[str] = []
+    start = 0
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) == "No":
+            out += [unicodedata.normalize("NFKC", text[start:i]), ch]
+            start = i + 1
+    out.append(unicodedata.normalize("NFKC", text[start:]))
+    return "".join(out)
+
+
 def normalize_text(text: str) -> str:
-    """Full-width digits, letters and punctuation to half-width (NFKC), runs of white space to one space."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
+    """nfkc(), runs of white space to one space."""
+    return re.sub(r"\s+", " ", nfkc(text)).strip()
 
 
 def words(text: str) -> list[str]:
-    """The words of a message: NFKC, split on white space and the punctuation people put between words."""
-    return [w for w in _SEPARATORS.split(unicodedata.normalize("NFKC", text)) if w]
+    """The words of a message: nfkc(), split on white space and the punctuation people put between words."""
+    return [w for w in _SEPARATORS.split(nfkc(text)) if w]
 
 
 def clip(text: str, limit: int = ECHO_CHARS) -> str:

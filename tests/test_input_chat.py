@@ -55,8 +55,14 @@ async def test_transfer_with_an_ethiopic_digit_says_the_quantity_is_wrong(
         assert (await s.execute(select(func.count()).select_from(Transfer))).scalar_one() == 0
 
 
-async def test_receive_superscript_two_gets_a_plain_answer(deps: Deps, chain: Chain) -> None:
-    assert "找不到调拨单 2" in await say(deps, "s1", "签收 ²")  # NFKC reads ² as 2, which is no transfer
+async def test_receive_superscript_two_gets_a_plain_answer_and_signs_nothing(deps: Deps, chain: Chain) -> None:
+    assert "「²」不是有效的调拨单号" in await say(deps, "s1", "签收 ²")  # not read as transfer 2
+
+
+async def test_count_with_a_superscript_or_circled_quantity_says_it_is_no_whole_number(deps: Deps,
+                                                                                       chain: Chain) -> None:
+    assert "数量“²”不是整数" in await say(deps, "s1", "盘点 A001 ²", keep=False)
+    assert "数量“①”不是整数" in await say(deps, "s1", "盘点 A001 ①", keep=False)
 
 
 @pytest.mark.parametrize("key", ["transfer:approve:99999999999999999999", "transfer:reject:²", "task:done:²",
