@@ -10,7 +10,7 @@ from bot.errors import InvalidQuantity, NotAllowed, UnknownEntity
 from bot.events import CardClick, ScanCode, TextMessage
 from bot.messages import render
 from bot.notify import digest_alert_ids
-from handlers.parse import ascii_id, looks_like_qty, normalize_text, parse_qty
+from handlers.parse import ascii_id, clip, looks_like_qty, normalize_text, parse_qty
 from handlers.router import UNHANDLED, Context, Router
 from models import conversation
 from models.alert import Alert, AlertDigest, acknowledge, may_handle, react, snooze
@@ -149,7 +149,7 @@ async def scanned(event: ScanCode, ctx: Context) -> None:
     code = event.scan_result.rpartition(",")[2].strip()  # barcodes arrive as "EAN_13,6900000000011"
     sku = await find_sku(ctx.session, code)
     if sku is None:
-        await ctx.reply(render("stock_scan_unknown", code=code))
+        await ctx.reply(render("stock_scan_unknown", code=clip(code, 40)))
         return
     ttl = ctx.deps.config.rules.conversation_ttl_minutes
     await conversation.start(ctx.session, userid=ctx.user.userid, kind=event.key, store_id=store.id, sku_id=sku.id,

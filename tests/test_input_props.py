@@ -7,10 +7,11 @@ from hypothesis import strategies as st
 
 from bot.deps import Deps
 from bot.errors import InvalidInput, InvalidQuantity
+from bot.events import ScanCode
 from handlers.parse import DB_ID_MAX, is_unit, items, looks_like_qty, parse_id, parse_qty, words
 from models.outbox import CONTENT_MAX_BYTES
 from tests.factories import Chain
-from tests.input_support import answers_to, click, replies, text, texts_to
+from tests.input_support import WHEN, answers_to, click, replies, text, texts_to
 
 # Fast and deterministic: the same examples every run, no deadline (a loaded 2-core machine), no example database.
 PROPS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
@@ -86,3 +87,16 @@ def test_parse_id_is_an_int4_or_a_plain_refusal(word: str) -> None:
         assert "调拨单号" in err.user_message and len(err.user_message) < 120
     else:
         assert 1 <= ident <= DB_ID_MAX
+
+
+@PROPS
+@given(user=USERS, key=st.sampled_from(["scan_in", "scan_out", "scan_count"]),
+       result=st.one_of(st.sampled_from(["EAN_13,6900000000011", "6900000000028", "EAN_13,", ",,,", "A001"]),
+                        st.text(max_size=3000)),
+       then=MESSAGE)
+async def test_any_scan_and_the_number_after_it_get_one_reply_each(deps: Deps, chain: Chain, user: str, key: str,
+                                                                   result: str, then: str) -> None:
+    scan = ScanCode(from_user=user, create_time=WHEN, agent_id=1, key=key, scan_type="barcode", scan_result=result,
+                    wait_msg=True)
+    assert len(answers_to(await replies(deps, scan, keep=True), user)) == 1
+    assert len(answers_to(await replies(deps, text(user, then)), user)) == 1
