@@ -133,9 +133,13 @@ def int_param(request: web.Request, name: str, *, default: int, lo: int, hi: int
     return default if raw is None else whole_number(raw, name, lo=lo, hi=hi)
 
 
-def path_id(request: web.Request, name: str = "id") -> int:
-    """A row id from the path: 1..2**31-1 (PostgreSQL INTEGER), else 400 naming it."""
-    return whole_number(request.match_info[name], name, lo=1, hi=DB_ID_MAX)
+def path_id(request: web.Request, name: str = "id", *, kind: str | None = None) -> int:
+    """A row id from the path: 1..2**31-1 (PostgreSQL INTEGER), else 400 naming it. With kind, a path that is no
+    number at all ("abc", "²") answers 404 "No <kind> by the id of ..." as a missing row does."""
+    raw = request.match_info[name]
+    if kind is not None and not (raw.isascii() and raw.isdigit()):
+        raise ApiError(404, f"No {kind} by the id of {raw[:40]!r} was found")
+    return whole_number(raw, name, lo=1, hi=DB_ID_MAX)
 
 
 def date_param(request: web.Request, name: str, default: date) -> date:

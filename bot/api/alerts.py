@@ -58,7 +58,7 @@ class AlertAction(BaseModel):
 @routes.post("/api/alerts/{id}/{action:ack|snooze}")
 async def act(request: web.Request) -> web.Response:
     """Acknowledge (stops the chain) or snooze one open alert, as the card buttons do."""
-    ident = path_id(request)
+    ident = path_id(request, kind="alert")
     body = await read_body(request, AlertAction) if request.can_read_body else AlertAction()
     deps = request.app[DEPS]
     now = deps.clock.now()

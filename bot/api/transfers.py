@@ -55,7 +55,7 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get("/api/transfers/{id}")
 async def read(request: web.Request) -> web.Response:
-    ident = path_id(request)
+    ident = path_id(request, kind="transfer")
     async with request.app[DEPS].sessions() as session:
         try:
             transfer = await get_transfer(session, ident)
