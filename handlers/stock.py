@@ -111,20 +111,20 @@ async def count_button(event: CardClick, ctx: Context, action: str, ident: str) 
 
 @router.button("alert")
 async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) -> Any:
-    alert_id = ascii_id(ident)
-    if action not in ("ack", "snooze", "ackall", "snoozeall") or alert_id is None:
+    key_id = ascii_id(ident)
+    if action not in ("ack", "snooze", "ackall", "snoozeall") or key_id is None:
         return UNHANDLED
     if action.endswith("all"):
-        digest = await ctx.session.get(AlertDigest, alert_id)
-        ids = await digest_alert_ids(ctx.session, alert_id) if digest else []
+        digest = await ctx.session.get(AlertDigest, key_id)
+        ids = await digest_alert_ids(ctx.session, key_id) if digest else []
     else:
-        ids = [alert_id]
+        ids = [key_id]
     allowed = []
-    for one in ids:
-        alert = await ctx.session.get(Alert, one)
+    for alert_id in ids:
+        alert = await ctx.session.get(Alert, alert_id)
         store = await ctx.session.get(Store, alert.store_id) if alert else None
         if store is not None and may_handle(ctx.user, store):
-            allowed.append(one)
+            allowed.append(alert_id)
     if not allowed:
         raise NotAllowed(f"{ctx.user.userid} may not handle alerts {ids}", render("stock_not_allowed",
                                                                                    action="处理库存提醒"))
