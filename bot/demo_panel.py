@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -109,7 +110,7 @@ async def demo_sale(request: web.Request) -> web.Response:
     form = await request.post()
     store, sku = str(form.get("store", "")).strip().upper(), str(form.get("sku", "")).strip().upper()
     qty_text = str(form.get("qty", "")).strip()
-    if not store or not sku or not qty_text.isdigit() or int(qty_text) < 1:
+    if not store or not sku or not re.fullmatch(r"[0-9]{1,6}", qty_text) or int(qty_text) < 1:  # not "²"
         panel.note(False, "请填写门店、商品编码和数量（正整数）。", _now(request))
         raise _back()
     qty = int(qty_text)

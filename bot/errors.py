@@ -7,6 +7,7 @@ StorebotError
 │   ├── UnknownEntity           a store, SKU, staff member, transfer or task that does not exist
 │   ├── NotAllowed              the actor lacks the right for this action
 │   ├── InvalidQuantity         a quantity that is not a sane positive number
+│   ├── InvalidInput            an id or word that cannot be valid (a barcode where an id belongs, too long)
 │   └── InvalidState            the object is not in a state that allows the action (e.g. already approved)
 └── WeComError                  anything from the WeCom edge
     ├── WeComCryptoError        signature, corp id, decryption or timestamp check failed
@@ -59,6 +60,10 @@ class NotAllowed(DomainError):
 
 class InvalidQuantity(DomainError):
     pass
+
+
+class InvalidInput(DomainError):
+    """Text that cannot be what it stands for: an id that is a barcode, too long or not a number."""
 
 
 class InvalidState(DomainError):

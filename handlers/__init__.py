@@ -11,7 +11,7 @@ from bot.deps import Deps
 from bot.errors import DomainError
 from bot.events import CardClick, Event, ImageMessage, LocationMessage, OtherEvent, TextMessage
 from bot.messages import render
-from handlers import help, location, photo, stock, task, transfer, transfer_ship
+from handlers import help, location, photo, stock, stock_chat, task, transfer, transfer_ship
 from handlers.router import UNHANDLED, Context, Router
 from models.org import staff_by_userid
 from models.outbox import send_text
@@ -25,7 +25,7 @@ _CONVERSATIONAL = (TextMessage, ImageMessage, LocationMessage, CardClick)
 @cache
 def root_router() -> Router:
     root = Router("root")
-    for module in (stock, transfer, transfer_ship, task, photo, location):
+    for module in (stock_chat, stock, transfer, transfer_ship, task, photo, location):
         root.include(module.router)
     root.include(help.router)  # last: its catch-all answers anything the others did not understand
     return root

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from bot.events import ImageMessage, TextMessage
 from bot.messages import render
 from bot.photos import attach, receive
+from handlers.parse import parse_id
 from handlers.router import Context, Router
 from models.task import get_task
 from models.task_proof import TaskPhoto
@@ -27,7 +28,7 @@ async def attach_photo(event: TextMessage, ctx: Context, args: list[str]) -> Non
     if len(args) != 1:
         await ctx.reply(render("task_photo_usage"))
         return
-    task = await get_task(ctx.session, args[0])
+    task = await get_task(ctx.session, parse_id(args[0], what="任务编号", usage=render("task_photo_usage")))
     stmt = (
         select(TaskPhoto).where(TaskPhoto.staff_id == ctx.user.id, TaskPhoto.state == "unassigned")
         .order_by(TaskPhoto.id.desc()).limit(1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Deps
 from bot.events import CardClick, Event, TextMessage
+from handlers.parse import words
 from models.org import Staff
 from models.outbox import send_card, send_markdown, send_text
 
@@ -45,25 +44,21 @@ class Context:
         await send_card(self.session, self.event.from_user, card, now=self.now, dedupe_key=dedupe_key)
 
 
-def normalize_text(text: str) -> str:
-    """Full-width digits, letters and spaces to half-width, runs of white space to one space."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
-
-
 def split_command(text: str, names: Sequence[str]) -> list[str] | None:
     """If text starts with one of the command names, the arguments after it; else None.
 
-    "盘点 A001 7", "盘点A001 7" and "COUNT a001 7" all match; a Latin name must stand as a whole word.
+    "盘点 A001 7", "盘点A001 7", "盘点:A001 7", "盘点，A001，7" and "COUNT a001 7" all match; a Latin name must
+    stand as a whole word.
     """
-    norm = normalize_text(text)
-    if not norm:
+    parts = words(text)
+    if not parts:
         return None
-    head, _, rest = norm.partition(" ")
+    head, rest = parts[0], parts[1:]
     for name in names:
         if head.lower() == name.lower():
-            return rest.split() if rest else []
+            return rest
         if not name.isascii() and head.startswith(name) and len(head) > len(name):
-            return [head[len(name) :], *rest.split()] if rest else [head[len(name) :]]
+            return [head[len(name) :], *rest]
     return None
 
 

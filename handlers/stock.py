@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +11,8 @@ from bot.events import CardClick, ScanCode, TextMessage
 from bot.messages import render
 from bot.notify import digest_alert_ids
 from handlers import count_notify
-from handlers.router import UNHANDLED, Context, Router, normalize_text
+from handlers.parse import ascii_id, clip, looks_like_qty, normalize_text, parse_qty
+from handlers.router import UNHANDLED, Context, Router
 from models import conversation
 from models.alert import Alert, AlertDigest, acknowledge, may_handle, react, snooze
 from models.catalog import Sku, find_sku
@@ -22,21 +22,16 @@ from models.org import Staff, Store, region_supervisor, store_manager
 from models.outbox import send_card, send_text, update_card_button
 from models.stock import book_move, get_level
 from models.task import record_task_count
-from models.transfer import in_transit
 
 router = Router("stock")
 
-_QTY = re.compile(r"^-?\d+$")
 SCAN_ACTIONS = {"scan_in": "入库", "scan_out": "出库（报损）", "scan_count": "盘点"}
 SNOOZE_HOURS = 24
 
 
 def _qty(ctx: Context, raw: str) -> int:
-    """A sane non-negative whole quantity, or a DomainError that says what to send instead."""
-    limit = ctx.deps.config.pos.max_line_qty
-    if not _QTY.match(raw) or not 0 <= int(raw) <= limit:
-        raise InvalidQuantity(f"bad quantity {raw!r}", render("stock_bad_qty", qty=raw, max=limit))
-    return int(raw)
+    """A sane non-negative whole quantity ("47", "47个"), or a DomainError that says what to send instead."""
+    return parse_qty(raw, ctx.deps.config.pos.max_line_qty)
 
 
 async def _own_store(ctx: Context, action: str) -> Store:
@@ -46,31 +41,9 @@ async def _own_store(ctx: Context, action: str) -> Store:
     return store
 
 
-async def _sku(ctx: Context, code: str) -> Sku:
-    sku = await find_sku(ctx.session, code) or await find_sku(ctx.session, code.upper())
-    if sku is None:
-        raise UnknownEntity("sku", code, render("stock_unknown_sku", sku=code))
-    return sku
-
-
 async def _react(ctx: Context, pairs: list[tuple[int, int]]) -> None:
     cfg = ctx.deps.config
     await react(ctx.session, rules=cfg.rules, alerts=cfg.alerts, now=ctx.now, pairs=pairs)
-
-
-@router.command("盘点", "count")
-async def count_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
-    if len(args) not in (2, 3):
-        await ctx.reply(render("stock_count_usage"))
-        return
-    store = await _own_store(ctx, "盘点")
-    if len(args) == 3:  # "盘点 S002 A001 5": a store was named; only one's own is allowed
-        if args[0].upper() != store.code.upper():
-            raise NotAllowed(f"count for store {args[0]}", render("stock_other_store", own=store.name, other=args[0]))
-        args = args[1:]
-    sku = await _sku(ctx, args[0])
-    qty = _qty(ctx, args[1])
-    await do_count(ctx, store, sku, qty)
 
 
 async def do_count(ctx: Context, store: Store, sku: Sku, qty: int) -> None:
@@ -123,9 +96,10 @@ def approval_card(count: StockCount, store: Store, sku: Sku, counter: Staff, rep
 
 @router.button("count")
 async def count_button(event: CardClick, ctx: Context, action: str, ident: str) -> Any:
-    if action not in ("approve", "reject") or not ident.isdigit():
+    count_id = ascii_id(ident)
+    if action not in ("approve", "reject") or count_id is None:
         return UNHANDLED
-    count = await ctx.session.get(StockCount, int(ident))
+    count = await ctx.session.get(StockCount, count_id)
     store = await ctx.session.get(Store, count.store_id) if count else None
     if count is None or store is None:
         raise UnknownEntity("count", ident, f"找不到盘点单 {ident}")
@@ -157,29 +131,16 @@ async def count_button(event: CardClick, ctx: Context, action: str, ident: str) 
     return None
 
 
-@router.command("库存", "stock")
-async def level_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
-    if len(args) != 1:
-        await ctx.reply(render("stock_level_usage"))
-        return
-    store = await _own_store(ctx, "查库存")
-    sku = await _sku(ctx, args[0])
-    level = await get_level(ctx.session, store.id, sku.id)
-    moving = await in_transit(ctx.session, store.id, sku.id)
-    await ctx.reply(render("stock_level", store=store.name, sku=sku.code, item=sku.name,
-                           on_hand=level.on_hand if level else 0, safety=level.safety_stock if level else 0,
-                           in_transit=moving))
-
-
 @router.button("alert")
 async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) -> Any:
-    if action not in ("ack", "snooze", "ackall", "snoozeall") or not ident.isdigit():
+    key_id = ascii_id(ident)
+    if action not in ("ack", "snooze", "ackall", "snoozeall") or key_id is None:
         return UNHANDLED
     if action.endswith("all"):
-        digest = await ctx.session.get(AlertDigest, int(ident))
-        ids = await digest_alert_ids(ctx.session, int(ident)) if digest else []
+        digest = await ctx.session.get(AlertDigest, key_id)
+        ids = await digest_alert_ids(ctx.session, key_id) if digest else []
     else:
-        ids = [int(ident)]
+        ids = [key_id]
     allowed = []
     for alert_id in ids:
         alert = await ctx.session.get(Alert, alert_id)
@@ -210,7 +171,7 @@ async def scanned(event: ScanCode, ctx: Context) -> None:
     code = event.scan_result.rpartition(",")[2].strip()  # barcodes arrive as "EAN_13,6900000000011"
     sku = await find_sku(ctx.session, code)
     if sku is None:
-        await ctx.reply(render("stock_scan_unknown", code=code))
+        await ctx.reply(render("stock_scan_unknown", code=clip(code, 40)))
         return
     ttl = ctx.deps.config.rules.conversation_ttl_minutes
     await conversation.start(ctx.session, userid=ctx.user.userid, kind=event.key, store_id=store.id, sku_id=sku.id,
@@ -219,7 +180,8 @@ async def scanned(event: ScanCode, ctx: Context) -> None:
 
 
 def _number_filter(event: TextMessage, _ctx: Context) -> dict[str, Any] | None:
-    return {"raw": text} if _QTY.match(text := normalize_text(event.content)) else None
+    """A message that is just a number ("12", "12个"): the quantity of a scan conversation, if one is live."""
+    return {"raw": text} if looks_like_qty(text := normalize_text(event.content)) else None
 
 
 @router.on(TextMessage, _number_filter)

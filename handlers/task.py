@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.events import CardClick, TextMessage
 from bot.messages import render
+from handlers.parse import ascii_id
 from handlers.router import UNHANDLED, Context, Router, split_command
 from models.org import Store
 from models.outbox import update_card_button
@@ -45,9 +46,10 @@ async def my_points(event: TextMessage, ctx: Context, args: list[str]) -> None:
 @router.button("task")
 async def task_button(event: CardClick, ctx: Context, action: str, ident: str) -> Any:
     """task:done:<id> completes a confirm task; task:how:<id> (and done on any other proof) explains the proof."""
-    if action not in ("done", "how"):
+    task_id = ascii_id(ident)
+    if action not in ("done", "how") or task_id is None:
         return UNHANDLED
-    task = await get_task(ctx.session, ident)
+    task = await get_task(ctx.session, task_id)
     if action == "how" or task.proof != "confirm":
         skus = await remaining_skus(ctx.session, task.id) if task.proof == "count" else []
         await ctx.reply(render("task_guide", proof=task.proof, skus=skus, task_id=task.id))

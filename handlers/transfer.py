@@ -8,14 +8,14 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.errors import InvalidQuantity, InvalidState, UnknownEntity
+from bot.errors import InvalidInput, InvalidQuantity, InvalidState, UnknownEntity
 from bot.events import CardClick, TextMessage
 from bot.messages import render
 from handlers import transfer_notify as notify
+from handlers.parse import ascii_id, clip, is_unit, items, looks_like_qty, parse_id, parse_qty, resolve_sku
 from handlers.router import Context, Router
 from models import transfer as tr
 from models.alert import react
-from models.catalog import find_sku
 from models.org import Staff, store_manager
 from models.outbox import update_card_button
 from models.transfer_ship import ship
@@ -24,6 +24,7 @@ R = TypeVar("R")
 
 router = Router("transfer")
 
+CANCEL_USAGE = "取消写法：取消调拨 <调拨单号>，例如「取消调拨 12」。"
 URGENT_WORDS = {"急", "加急", "紧急", "urgent", "!", "！"}
 BUTTON_LABELS = {"approve": "已同意", "reject": "已拒绝", "ship": "已出库", "receive": "已签收"}
 
@@ -44,49 +45,44 @@ async def request_transfer(
     return t
 
 
-def parse_request(args: list[str]) -> tuple[str, list[tr.LineRequest], bool]:
-    """`S002 A001 5 A002 3 急` → ("S002", [A001×5, A002×3], urgent)."""
+def parse_request(args: list[str]) -> tuple[str, list[tuple[str, int]], bool]:
+    """`S002 A001 5 可口可乐 3罐 急` → ("S002", [("A001", 5), ("可口可乐", 3)], urgent); SKUs still as typed."""
     urgent = any(a.lower() in URGENT_WORDS for a in args)
     rest = [a for a in args if a.lower() not in URGENT_WORDS]
-    if len(rest) < 3 or len(rest) % 2 == 0:
+    wanted = items(rest[1:])
+    if not wanted or any(item.qty is None for item in wanted):
         raise InvalidQuantity("transfer needs <from-store> followed by <sku> <qty> pairs", render("transfer_usage"))
-    lines = []
-    for sku, qty in zip(rest[1::2], rest[2::2], strict=True):
-        if not qty.lstrip("-").isdigit():
-            raise InvalidQuantity(f"quantity {qty!r} is not a number",
-                                  f"数量「{qty}」不是整数。" + render("transfer_usage"))
-        lines.append(tr.LineRequest(sku, int(qty)))
-    return rest[0], lines, urgent
+    if len(wanted) > tr.MAX_LINES:
+        raise InvalidQuantity(f"{len(wanted)} lines", f"一张调拨单写 1 到 {tr.MAX_LINES} 个商品。")
+    return rest[0], [(item.sku, parse_qty(item.qty or "", tr.MAX_LINE_QTY)) for item in wanted], urgent
 
 
 @router.command("调拨", "transfer")
 async def transfer_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
-    from_store, lines, urgent = parse_request(args)
-    await request_transfer(ctx.session, ctx.user, from_store=from_store, to_store=None, lines=lines, now=ctx.now,
-                           urgent=urgent)
+    from_store, wanted, urgent = parse_request(args)
+    lines = [tr.LineRequest((await resolve_sku(ctx.session, query)).code, qty) for query, qty in wanted]
+    await request_transfer(ctx.session, ctx.user, from_store=clip(from_store, 64), to_store=None, lines=lines,
+                           now=ctx.now, urgent=urgent)
 
 
 async def _received_quantities(session: AsyncSession, t: tr.Transfer, args: list[str]) -> dict[int, int] | None:
     """`[]` → all as shipped; `[4]` → one-line transfers only; `[A001 4 A002 3]` → per SKU."""
+    args = [a for a in args if not is_unit(a)]  # "签收 12 4 个"
     if not args:
         return None
     lines = await tr.lines_of(session, t.id)
-    if len(args) == 1:
+    if len(args) == 1 and looks_like_qty(args[0]):
         if len(lines) != 1:
             example = " ".join(f"{sku.code} {line.shipped or line.qty}" for line, sku in lines[:2])
             raise InvalidQuantity("one quantity for a multi-line transfer",
                                   render("transfer_receive_usage", multi=True, id=t.id, example=example))
-        args = [lines[0][1].code, args[0]]
-    if len(args) % 2:
-        raise InvalidQuantity("receive needs <sku> <qty> pairs", render("transfer_receive_usage", multi=False))
+        return {lines[0][1].id: parse_qty(args[0], tr.MAX_LINE_QTY)}
     counts: dict[int, int] = {}
-    for code, qty in zip(args[::2], args[1::2], strict=True):
-        sku = await find_sku(session, code)
-        if sku is None:
-            raise UnknownEntity("sku", code, f"找不到商品 {code}，请核对编码或条码。")
-        if not qty.isdigit():
-            raise InvalidQuantity(f"quantity {qty!r} is not a number", f"实收数量「{qty}」应是 0 或正整数。")
-        counts[sku.id] = int(qty)
+    for item in items(args):
+        if item.qty is None:
+            raise InvalidQuantity("receive needs <sku> <qty> pairs", render("transfer_receive_usage", multi=False))
+        sku = await resolve_sku(session, item.sku)
+        counts[sku.id] = parse_qty(item.qty, tr.MAX_LINE_QTY)
     return counts
 
 
@@ -95,7 +91,8 @@ async def receive_command(event: TextMessage, ctx: Context, args: list[str]) -> 
     if not args:
         await ctx.reply(render("transfer_receive_usage", multi=False))
         return
-    t = await tr.get_transfer(ctx.session, args[0])
+    ident = parse_id(args[0], what="调拨单号", usage=render("transfer_receive_usage", multi=False))
+    t = await tr.get_transfer(ctx.session, ident)
     received = await _received_quantities(ctx.session, t, args[1:])
     await _receive(ctx, t, received, clicked=None)
 
@@ -103,9 +100,9 @@ async def receive_command(event: TextMessage, ctx: Context, args: list[str]) -> 
 @router.command("取消调拨", "cancel-transfer")
 async def cancel_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
     if len(args) != 1:
-        await ctx.reply("取消写法：取消调拨 <调拨单号>，例如「取消调拨 12」。")
+        await ctx.reply(CANCEL_USAGE)
         return
-    t = await tr.get_transfer(ctx.session, args[0])
+    t = await tr.get_transfer(ctx.session, parse_id(args[0], what="调拨单号", usage=CANCEL_USAGE))
     was = t.state
     await tr.cancel(ctx.session, t, ctx.user, ctx.now)
     kind = "approve" if was == "requested" else "ship"
@@ -122,7 +119,10 @@ async def transfer_button(event: CardClick, ctx: Context, action: str, ident: st
     step: Callable[[Context, tr.Transfer, CardClick], Awaitable[None]] | None = {
         "approve": _approve, "reject": _reject, "ship": ship_transfer,
     }.get(action)
-    t = await tr.get_transfer(ctx.session, ident)
+    transfer_id = ascii_id(ident)
+    if transfer_id is None:
+        raise InvalidInput(f"transfer button {ident[:40]!r}", render("button_stale"))
+    t = await tr.get_transfer(ctx.session, transfer_id)
     if action == "receive":
         await _receive(ctx, t, None, clicked=event)
     elif step is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, String, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -72,3 +72,21 @@ async def store_staff(session: AsyncSession, store_id: int, role: str | None = N
     if role is not None:
         stmt = stmt.where(Staff.role == role)
     return list((await session.execute(stmt.order_by(Staff.id))).scalars())
+
+
+async def find_store(session: AsyncSession, text: str) -> Store | None:
+    """A store by its code (any case) or its exact name, as people type it in chat."""
+    if not text or len(text) > 128:
+        return None
+    stmt = select(Store).where(or_(Store.code.in_({text, text.upper()}), Store.name == text)).order_by(Store.id)
+    return (await session.execute(stmt.limit(1))).scalar_one_or_none()
+
+
+async def stores_in_scope(session: AsyncSession, user: Staff) -> list[Store]:
+    """The stores a person may look into: an admin all, a supervisor their region's, anyone else their own."""
+    stmt = select(Store).order_by(Store.code)
+    if user.role == "supervisor":
+        stmt = stmt.where(Store.region_id == user.region_id)
+    elif user.role != "admin":
+        stmt = stmt.where(Store.id == user.store_id)
+    return list((await session.execute(stmt)).scalars())

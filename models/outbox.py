@@ -18,12 +18,22 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, dialect_name
 
+
+def fit_bytes(text: str, limit: int) -> str:
+    """Cut text to at most limit UTF-8 bytes at a character boundary, ending in "…" when cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[: limit - len("…".encode())].decode("utf-8", errors="ignore") + "…"
+
 # channel: how the payload is delivered
 #   app          message/send to one member (recipient = userid)
 #   appchat      appchat/send to a group chat (recipient = chatid)
 #   webhook      group robot webhook/send (recipient = robot key)
 #   card_update  message/update_template_card (recipient = userid; payload has response_code)
 CHANNELS = ("app", "appchat", "webhook", "card_update")
+# WeCom refuses a text or markdown body over 2,048 UTF-8 bytes (45002) and never delivers it: cut, never drop.
+CONTENT_MAX_BYTES = 2048
 STATES = ("pending", "sending", "sent", "failed", "cancelled")
 
 
@@ -80,6 +90,8 @@ async def enqueue(
     if channel not in CHANNELS:
         raise ValueError(f"unknown outbox channel {channel!r}")
     card_task_id = payload.get("task_id") if msgtype == "template_card" else None
+    if msgtype in ("text", "markdown") and isinstance(content := payload.get("content"), str):
+        payload = {**payload, "content": fit_bytes(content, CONTENT_MAX_BYTES)}
     values = {
         "channel": channel,
         "recipient": recipient,

@@ -6,6 +6,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 PUBLIC_API_PATHS = frozenset({"/api/pos/sales"})
 
 M = TypeVar("M", bound=BaseModel)
+DB_ID_MAX = 2**31 - 1  # primary keys are PostgreSQL INTEGER
+MAX_PARAM_CHARS = 200
+DATE_MIN, DATE_MAX = date(2000, 1, 1), date(2099, 12, 31)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -74,8 +78,27 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(400, "body is not valid JSON: nested too deeply") from err
 
 
+def _nul_at(data: Any) -> str | None:
+    """Where a string holds NUL (PostgreSQL text cannot store it), as a field path; None if nowhere."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path or "body"
+            continue
+        pairs = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in pairs:
+            if isinstance(key, str) and "\x00" in key:
+                return path or "body"
+            stack.append((f"{path}.{key}" if path else str(key), item))
+    return None
+
+
 def validate(model: type[M], data: Any) -> M:
     """Validate a decoded body; a failure names the field: {"error": "lines.0.qty: ..."}."""
+    if (where := _nul_at(data)) is not None:
+        raise ApiError(422, f"{where}: must not contain NUL characters")
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -89,10 +112,48 @@ async def read_body(request: web.Request, model: type[M]) -> M:
 
 
 def query_param(request: web.Request, name: str, *, required: bool = False) -> str | None:
+    """A text parameter; one no code or name could be (NUL, too long) is refused here, before any query."""
     value = request.query.get(name)
     if required and not value:
         raise ApiError(400, f"query parameter {name!r} is required")
+    if value and ("\x00" in value or len(value) > MAX_PARAM_CHARS):
+        raise ApiError(400, f"{name}: not a valid value (at most {MAX_PARAM_CHARS} characters, no NUL)")
     return value or None
+
+
+def whole_number(raw: str | None, name: str, *, lo: int, hi: int) -> int:
+    """Plain ASCII digits within lo..hi (never int() of "²" or of 5,000 digits), or a 400 naming the field."""
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > len(str(hi)) or not lo <= int(raw) <= hi:
+        raise ApiError(400, f"{name}: must be a whole number from {lo} to {hi}")
+    return int(raw)
+
+
+def int_param(request: web.Request, name: str, *, default: int, lo: int, hi: int) -> int:
+    raw = query_param(request, name)
+    return default if raw is None else whole_number(raw, name, lo=lo, hi=hi)
+
+
+def path_id(request: web.Request, name: str = "id", *, kind: str | None = None) -> int:
+    """A row id from the path: 1..2**31-1 (PostgreSQL INTEGER), else 400 naming it. With kind, a path that is no
+    number at all ("abc", "²") answers 404 "No <kind> by the id of ..." as a missing row does."""
+    raw = request.match_info[name]
+    if kind is not None and not (raw.isascii() and raw.isdigit()):
+        raise ApiError(404, f"No {kind} by the id of {raw[:40]!r} was found")
+    return whole_number(raw, name, lo=1, hi=DB_ID_MAX)
+
+
+def date_param(request: web.Request, name: str, default: date) -> date:
+    """An ISO date within DATE_MIN..DATE_MAX: dates at the ends of the calendar overflow the arithmetic after."""
+    raw = query_param(request, name)
+    if raw is None:
+        return default
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError as err:
+        raise ApiError(400, f"{name}: expected a date like 2026-11-24") from err
+    if not DATE_MIN <= day <= DATE_MAX:
+        raise ApiError(400, f"{name}: must be between {DATE_MIN} and {DATE_MAX}")
+    return day
 
 
 def setup_routes(app: web.Application) -> None:

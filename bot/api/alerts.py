@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from bot.api import ApiError, query_param, read_body
+from bot.api import ApiError, path_id, query_param, read_body
 from bot.errors import UnknownEntity
 from bot.keys import DEPS, SESSIONS
 from models.alert import STATES, Alert, acknowledge, snooze
@@ -58,14 +58,12 @@ class AlertAction(BaseModel):
 @routes.post("/api/alerts/{id}/{action:ack|snooze}")
 async def act(request: web.Request) -> web.Response:
     """Acknowledge (stops the chain) or snooze one open alert, as the card buttons do."""
-    ident = request.match_info["id"]
-    if not ident.isdigit():
-        raise ApiError(404, f"No alert by the id of {ident!r} was found")
+    ident = path_id(request, kind="alert")
     body = await read_body(request, AlertAction) if request.can_read_body else AlertAction()
     deps = request.app[DEPS]
     now = deps.clock.now()
     async with deps.sessions() as session, session.begin():
-        alert = await session.get(Alert, int(ident))
+        alert = await session.get(Alert, ident)
         if alert is None:
             raise UnknownEntity("alert", ident)
         if request.match_info["action"] == "ack":

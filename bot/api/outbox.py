@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select, update
 
-from bot.api import ApiError, query_param
+from bot.api import ApiError, int_param, path_id, query_param
 from bot.keys import DEPS, OUTBOX
 from models.outbox import CHANNELS, STATES, OutboundMessage
 
@@ -50,25 +50,21 @@ async def list_outbox(request: web.Request) -> web.Response:
     recipient = query_param(request, "recipient")
     if recipient is not None:
         stmt = stmt.where(OutboundMessage.recipient == recipient)
-    raw_limit = query_param(request, "limit") or "100"
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise ApiError(400, f"limit: must be a whole number from 1 to {MAX_LIMIT}")
+    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_LIMIT)
     async with request.app[DEPS].sessions() as session:
-        rows = (await session.execute(stmt.limit(int(raw_limit)))).scalars().all()
+        rows = (await session.execute(stmt.limit(limit))).scalars().all()
     return web.json_response([row_json(r) for r in rows])
 
 
 @routes.post("/api/outbox/{id}/retry")
 async def retry_outbox(request: web.Request) -> web.Response:
     """Put a dead-lettered message back in the queue (after fixing its cause), with fresh attempts."""
-    ident = request.match_info["id"]
-    if not ident.isdigit():
-        raise ApiError(400, "id: must be a whole number")
+    ident = path_id(request)
     deps = request.app[DEPS]
     async with deps.sessions() as session, session.begin():
-        row = await session.get(OutboundMessage, int(ident))
+        row = await session.get(OutboundMessage, ident)
         if row is None:
-            raise ApiError(404, f"No outbox message by the id of {int(ident)!r} was found")
+            raise ApiError(404, f"No outbox message by the id of {ident!r} was found")
         if row.state != "failed":
             raise ApiError(409, f"outbox message {row.id} is {row.state}; only failed messages can be retried")
         await session.execute(
@@ -77,4 +73,4 @@ async def retry_outbox(request: web.Request) -> web.Response:
         )
     if OUTBOX in request.app:
         request.app[OUTBOX].wake()
-    return web.json_response({"id": int(ident), "state": "pending"})
+    return web.json_response({"id": ident, "state": "pending"})

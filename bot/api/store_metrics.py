@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from aiohttp import web
 from prometheus_client import Gauge
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.api import ApiError, query_param
+from bot.api import ApiError, date_param
 from bot.config import Settings
 from bot.keys import DEPS
 from models.count import accuracy
@@ -18,15 +18,6 @@ from models.stock import StockLevel
 from models.transfer import count_emergency_replenishments
 
 routes = web.RouteTableDef()
-
-
-def _day(raw: str | None, default: date, name: str) -> date:
-    if raw is None:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as err:
-        raise ApiError(400, f"{name}: expected a date like 2026-11-24") from err
 
 
 async def _emergencies(session: AsyncSession, date_from: datetime, date_to: datetime) -> dict[int, int]:
@@ -75,8 +66,8 @@ async def get_store_metrics(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     now = deps.clock.now()
     today = now.date()
-    first = _day(query_param(request, "from"), today - timedelta(days=30), "from")
-    last = _day(query_param(request, "to"), today, "to")
+    first = date_param(request, "from", today - timedelta(days=30))
+    last = date_param(request, "to", today)
     if last < first:
         raise ApiError(400, "to: must not be before from")
     start = datetime.combine(first, time(), tzinfo=UTC)

@@ -6,14 +6,14 @@ day; anyone of the store may complete it); a broadcast has one instance per pers
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from bot.api import ApiError, query_param, read_body
+from bot.api import DATE_MIN, ApiError, date_param, path_id, query_param, read_body
 from bot.errors import UnknownEntity
 from bot.keys import DEPS
 from models.org import Staff, Store
@@ -62,12 +62,8 @@ async def list_tasks(request: web.Request) -> web.Response:
     )
     if store_code:
         stmt = stmt.where(Store.code == store_code)
-    if day:
-        try:
-            date.fromisoformat(day)
-        except ValueError as err:
-            raise ApiError(400, "date: expected YYYY-MM-DD") from err
-        stmt = stmt.where(TaskInstance.period_key.startswith(day))
+    if day:  # the store-local date is the period key's prefix
+        stmt = stmt.where(TaskInstance.period_key.startswith(date_param(request, "date", DATE_MIN).isoformat()))
     async with deps.sessions() as session:
         rows = (await session.execute(stmt.order_by(TaskInstance.fire_at, TaskInstance.id).limit(5000))).all()
     return web.json_response([_row(t, s, a) for t, s, a in rows])
@@ -123,11 +119,9 @@ async def broadcast(request: web.Request) -> web.Response:
 async def answers(request: web.Request) -> web.Response:
     """{id} is the broadcast id that POST /api/tasks/broadcast answered; one row per person, answered or not."""
     deps = request.app[DEPS]
-    ident = request.match_info["id"]
-    if not ident.isdigit():
-        raise ApiError(400, "id: expected a number")
+    ident = path_id(request)
     async with deps.sessions() as session:
-        row = await session.get(TaskBroadcast, int(ident))
+        row = await session.get(TaskBroadcast, ident)
         if row is None:
             raise UnknownEntity("broadcast", ident)
         stmt = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.api import ApiError, read_body
+from bot.api import ApiError, path_id, read_body
 from bot.errors import UnknownEntity
 from bot.keys import DEPS
 from handlers.transfer import request_transfer
@@ -55,12 +55,10 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get("/api/transfers/{id}")
 async def read(request: web.Request) -> web.Response:
-    ident = request.match_info["id"]
-    if not ident.isdigit():
-        raise ApiError(404, f"No transfer by the id of {ident!r} was found")
+    ident = path_id(request, kind="transfer")
     async with request.app[DEPS].sessions() as session:
         try:
-            transfer = await get_transfer(session, int(ident))
+            transfer = await get_transfer(session, ident)
         except UnknownEntity as err:
             raise ApiError(404, str(err)) from err
         return web.json_response(await as_dict(session, transfer))

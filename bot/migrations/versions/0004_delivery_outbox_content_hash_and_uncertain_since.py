@@ -1,7 +1,7 @@
 """outbox content hash and uncertain since
 
 Revision ID: 0004_delivery
-Revises: 0002_outbox_recipient_sent
+Revises: 0003_stock_integrity
 Create Date: 2026-12-02 07:24:54.440199
 """
 
@@ -15,7 +15,7 @@ import models.base
 from models.outbox import content_hash
 
 revision: str = '0004_delivery'
-down_revision: str | None = '0002_outbox_recipient_sent'
+down_revision: str | None = '0003_stock_integrity'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
