@@ -222,8 +222,10 @@ async def _receive(ctx: Context, t: tr.Transfer, received: dict[int, int] | None
                               skip={ctx.user.userid} if clicked else set())
     source, dest = await notify.stores_of(ctx.session, t)
     manager = await store_manager(ctx.session, source.id)
+    codes = {line.sku_id: sku.code for line, sku in await tr.lines_of(ctx.session, t.id)}
     text = render("transfer_received", id=t.id, dest=notify.label(dest),
-                  summary=await notify.summary(ctx.session, t, "received"))
+                  summary=await notify.summary(ctx.session, t, "received"),
+                  short=[f"{codes[d.sku_id]} 实发 {d.shipped}、实收 {d.received}" for d in short])
     await notify.tell(ctx.session, [ctx.user.userid, t.requested_by, *([manager.userid] if manager else [])],
                       text, ctx.now, f"{t.id}:received")
     if short:

@@ -102,3 +102,16 @@ async def test_full_stock_ships_as_approved(harness: Harness, chain: Chain) -> N
     assert await stock(h, "S002") == 15
     assert h.sandbox.cards_for("m2")[0].replace_name == "已出库"
     assert not any("部分出库" in t for t in h.texts_for("s1"))
+
+
+async def test_short_receipt_tells_the_clerk_what_was_recorded_not_nothing_to_do(
+    harness: Harness, chain: Chain
+) -> None:
+    h = harness
+    await approved(h, "调拨 S002 A001 5 A002 3")
+    await tap(h, "m2", "transfer:ship:1")
+    await h.say("s1", "签收 1 A001 4 A002 3")
+    reply = h.texts_for("s1")[-1]
+    assert "已按实收入账" in reply and "A001 实发 5、实收 4" in reply and "无需再操作" not in reply
+    assert any("实发 5，实收 4，少 1" in t for t in h.texts_for("m2"))
+    assert await stock(h, "S001") == 24
