@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.events import CardClick, TextMessage
 from bot.messages import render
 from handlers.router import UNHANDLED, Context, Router, split_command
-from models.org import Store
+from models.org import Region, Store
 from models.outbox import update_card_button
-from models.points import month_of, standing
+from models.points import leaderboard, month_of, standing
 from models.task import complete, get_task, hhmm, open_tasks_for, remaining_skus
 
 router = Router("task")
+
+BOARD_SIZE = 10
 
 # Commands of other routers that must never be taken as the answer to a text task.
 NOT_ANSWERS = ("帮助", "help", "任务", "tasks", "积分", "points", "交图", "photo")
@@ -37,7 +41,17 @@ async def list_tasks(event: TextMessage, ctx: Context, args: list[str]) -> None:
 
 @router.command("积分", "points")
 async def my_points(event: TextMessage, ctx: Context, args: list[str]) -> None:
+    """A clerk or manager: their points and rank; a supervisor their region's board, an admin every region's:
+    they do no store tasks, so ranking them among clerks would say nothing."""
     month = month_of(ctx.now, await _tz(ctx))
+    if ctx.user.role in ("supervisor", "admin"):
+        stmt = select(Region).order_by(Region.id)
+        if ctx.user.role == "supervisor":
+            stmt = stmt.where(Region.id == ctx.user.region_id)
+        boards = [{"region": r.name, "lines": await leaderboard(ctx.session, r.id, month, BOARD_SIZE)}
+                  for r in (await ctx.session.execute(stmt)).scalars()]
+        await ctx.reply(render("task_points", boards=boards, month=month, role=ctx.user.role))
+        return
     mine = await standing(ctx.session, ctx.user, month)
     await ctx.reply(render("task_points", s=mine, month=month))
 
