@@ -25,13 +25,14 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 SHOTS = Path(os.environ.get("STOREBOT_SCREENSHOTS", "/tmp"))
 WIDTHS = (360, 375, 390, 414)
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():
+    if not HAVE_CHROMIUM:
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
     from playwright.async_api import async_playwright
 
