@@ -96,25 +96,32 @@ async def build_digest(
 
 
 async def send_supervisor_digests(session: AsyncSession, settings: Settings, now: datetime) -> int:
-    """Queue today's digest for every supervisor whose region's morning has come; returns how many were queued."""
+    """Queue today's digest for every supervisor whose region's morning has come; returns how many were queued.
+
+    Cheap when nothing is due (it runs every minute): two reads, then work only for the regions whose time came.
+    """
     at = settings.alerts.digest_time()
     if at is None:
         return 0
     catch_up = timedelta(hours=settings.alerts.supervisor_digest_catch_up_hours)
+    by_region: dict[int, list[Store]] = {}
+    for store in (await session.execute(select(Store).order_by(Store.id))).scalars():
+        by_region.setdefault(store.region_id, []).append(store)
     sups = select(Staff).where(Staff.role == "supervisor", Staff.active, Staff.region_id.is_not(None))
     sent = 0
     for sup in list((await session.execute(sups.order_by(Staff.id))).scalars()):
-        region = await session.get(Region, sup.region_id)
-        stores = list((await session.execute(
-            select(Store).where(Store.region_id == sup.region_id).order_by(Store.id))).scalars())
-        if region is None or not stores:
+        stores = by_region.get(sup.region_id or 0, [])
+        if not stores:
             continue
         local_now = now.astimezone(ZoneInfo(stores[0].timezone))
-        key = dedupe_key(sup.userid, local_now.date())
         if not digest_due(local_now, at, catch_up):
             continue
+        key = dedupe_key(sup.userid, local_now.date())
         if (await session.execute(select(OutboundMessage.id).where(OutboundMessage.dedupe_key == key))).first():
             continue  # sent already today: skip the queries
+        region = await session.get(Region, sup.region_id)
+        if region is None:
+            continue
         digest = await build_digest(session, settings, region, stores, now, local_now.date())
         sent += await send_markdown(session, sup.userid, digest.text(), now=now, dedupe_key=key) is not None
     return sent
