@@ -36,3 +36,20 @@ class FakeClock:
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
         self._now += delta if delta is not None else timedelta(**kwargs)
         return self._now
+
+
+class ShiftedClock:
+    """Another clock moved ahead by an offset that only grows: the demo's "advance time" control (bot/demo.py)."""
+
+    def __init__(self, base: Clock) -> None:
+        self.base = base
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return self.base.now() + self.offset
+
+    def shift(self, delta: timedelta) -> datetime:
+        if delta < timedelta():
+            raise ValueError("the demo clock only moves forward")
+        self.offset += delta
+        return self.now()

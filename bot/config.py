@@ -131,6 +131,9 @@ class AlertSettings(_Section):
     critical_kinds: tuple[str, ...] = ("negative_stock",)
     escalation: dict[str, tuple[EscalationStep, ...]] = Field(default_factory=lambda: {"default": _default_chain()})
     digest_max_items: int = Field(8, ge=1, le=6 * 10)
+    # store-local time of the supervisors' morning digest (the region's first store's zone); "" = none
+    supervisor_digest_time: str = Field("08:30", pattern=r"^(|([01]?\d|2[0-3]):[0-5]\d)$")
+    supervisor_digest_catch_up_hours: int = Field(4, ge=1, le=23)  # sent late after downtime, within this
 
     @field_validator("quiet_hours")
     @classmethod
@@ -138,6 +141,12 @@ class AlertSettings(_Section):
         if v:
             parse_quiet_hours(v)
         return v
+
+    def digest_time(self) -> time | None:
+        if not self.supervisor_digest_time:
+            return None
+        hour, minute = self.supervisor_digest_time.split(":")
+        return time(int(hour), int(minute))
 
     def quiet_window(self) -> tuple[time, time] | None:
         return parse_quiet_hours(self.quiet_hours) if self.quiet_hours else None

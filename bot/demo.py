@@ -14,17 +14,20 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot import db
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, ShiftedClock, SystemClock
 from bot.config import Settings, load_settings
 from bot.demo_data import STAFF, STORES, chat_id, demo_users, sale_defaults, transfer_walkthrough, write_sample_chain
+from bot.deps import Deps
 from bot.importer import import_files, prepare_schema
 from bot.logs import configure_logging
+from scheduler import job_specs
 
 if TYPE_CHECKING:
     from bot.sandbox import Sandbox
@@ -208,6 +211,50 @@ class DemoRun:
     phone_url: str
     bot_url: str
     dashboard_url: str
+    clock: ShiftedClock  # the demo's time: the panel moves it ahead
+
+
+JUMP_STEP = timedelta(minutes=15)  # shorter than any template's due window, so no period is jumped over
+# what the passing of time sets off, run after every step; the other jobs run once at the end of the jump
+TIMED_JOBS = ("tasks.generate", "tasks.chase", "transfers.check", "stock.alert_tick", "digest.supervisors")
+
+
+async def advance_clock(deps: Deps, clock: ShiftedClock, delta: timedelta,
+                        step: timedelta = JUMP_STEP) -> dict[str, int]:
+    """Move the demo's time ahead by `delta` in steps, running every scheduled job after each step as the
+    scheduler would have: tasks fire, reminders, overdue notices, escalations and digests go out. Returns what
+    each job did (a count per job id)."""
+    done: dict[str, int] = {}
+    specs = [s for s in job_specs(deps) if s.id != "tasks.catch_up"]  # catch_up is the same pass as generate
+    left = delta
+    while left > timedelta():
+        clock.shift(min(step, left))
+        left -= min(step, left)
+        last = left <= timedelta()
+        for spec in specs:
+            if not last and spec.id not in TIMED_JOBS:
+                continue
+            try:
+                result = await spec.func(deps)
+            except Exception:
+                log.exception("demo clock: job %s failed", spec.id)
+                continue
+            for key, n in _counts(spec.id, result).items():
+                done[key] = done.get(key, 0) + n
+    return done
+
+
+def _counts(job: str, result: object) -> dict[str, int]:
+    """A job's answer as counts: an int, a list of ids, a tuple of ints, or a result object's lists by name."""
+    if isinstance(result, int):
+        return {job: int(result)}
+    if isinstance(result, list | set):
+        return {job: len(result)}
+    if isinstance(result, tuple):
+        return {job: sum(x for x in result if isinstance(x, int))}
+    if hasattr(result, "__dict__"):
+        return {f"{job}.{k}": len(v) for k, v in vars(result).items() if isinstance(v, list)}
+    return {}
 
 
 def bind(port: int, sandbox_port: int) -> tuple[socket.socket, socket.socket]:
@@ -233,16 +280,17 @@ async def running_demo(folder: Path, bot_sock: socket.socket, sandbox_sock: sock
     creds = creds or Credentials.random()
     settings = load_settings(write_config(folder, creds, bot_port, sandbox_url), env={})
     await seed(settings, folder, clock)
-    sandbox = make_sandbox(settings, creds, sandbox_url, clock)
-    bot_app = create_app(settings, clock=clock)
+    shifted = ShiftedClock(clock or SystemClock())  # the bot and the sandbox share the demo's movable time
+    sandbox = make_sandbox(settings, creds, sandbox_url, shifted)
+    bot_app = create_app(settings, clock=shifted)
     bot_url = settings.server.public_url
-    install(bot_app, DemoPanel(self_url=bot_url, phone_url=f"{sandbox_url}/"))
+    install(bot_app, DemoPanel(self_url=bot_url, phone_url=f"{sandbox_url}/", clock=shifted))
     runners: list[web.AppRunner] = []
     try:
         runners.append(await _start(create_sandbox_app(sandbox), sandbox_sock))
         runners.append(await _start(bot_app, bot_sock))
         yield DemoRun(folder, settings, creds, sandbox, bot_app, f"{sandbox_url}/", bot_url,
-                      f"{bot_url}/dashboard?token={creds.admin_token}")
+                      f"{bot_url}/dashboard?token={creds.admin_token}", shifted)
     finally:
         for runner in reversed(runners):
             await runner.cleanup()

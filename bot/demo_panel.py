@@ -7,6 +7,8 @@ shown and its form endpoints do not exist there. The forms go through the real e
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -14,6 +16,7 @@ import re
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,11 +24,15 @@ import aiohttp
 from aiohttp import web
 
 from bot.api.dashboard import authorised
+from bot.clock import ShiftedClock, SystemClock
+from bot.demo import advance_clock
 from bot.demo_data import STAFF, STORES, WalkStep, demo_skus, sale_defaults, transfer_walkthrough
-from bot.keys import CLOCK, HTTP, SETTINGS
+from bot.keys import CLOCK, DEPS, HTTP, SETTINGS
 
 routes = web.RouteTableDef()
 LOG_SIZE = 10
+DEMO_TZ = ZoneInfo("Asia/Shanghai")  # every demo store's zone
+MORNING_HOUR = 8
 
 
 @dataclass
@@ -34,7 +41,9 @@ class DemoPanel:
 
     self_url: str  # the bot's own base URL, for the forms' calls to its API
     phone_url: str
+    clock: ShiftedClock = field(default_factory=lambda: ShiftedClock(SystemClock()))  # the demo's movable time
     log: deque[dict[str, str]] = field(default_factory=lambda: deque(maxlen=LOG_SIZE))
+    jump: asyncio.Task[None] | None = None  # a clock jump replaying the skipped jobs; one at a time
 
     def note(self, ok: bool, text: str, now: str) -> None:
         self.log.appendleft({"ok": "1" if ok else "", "text": text, "at": now})
@@ -47,6 +56,16 @@ def install(app: web.Application, panel: DemoPanel) -> None:
     """Turn the panel on for this app (the demo only)."""
     app[DEMO_PANEL] = panel
     app.router.add_routes(routes)
+    app.on_shutdown.append(_stop_jump)
+
+
+async def _stop_jump(app: web.Application) -> None:
+    """A jump still replaying jobs is cancelled and awaited, so no database work outlives the engine."""
+    task = app[DEMO_PANEL].jump
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def context(app: web.Application, panel: DemoPanel) -> dict[str, Any]:
@@ -59,6 +78,9 @@ def context(app: web.Application, panel: DemoPanel) -> dict[str, Any]:
         "sale": {"store": store, "sku": sku, "qty": qty}, "templates": [(t.key, t.title) for t in settings.tasks],
         "digest_seconds": settings.alerts.digest_seconds, "log": list(panel.log), "transfer": steps,
         "manager": next(n for n, r, s, _ in STAFF.values() if r == "manager" and s == store),
+        "digest_time": settings.alerts.supervisor_digest_time or "（未开启）",
+        "clock": {"now": panel.clock.now().astimezone(DEMO_TZ).strftime("%m-%d %H:%M"),
+                  "ahead": _span(panel.clock.offset)},
     }
 
 
@@ -99,8 +121,29 @@ async def _call(request: web.Request, method: str, path: str, body: Any = None, 
         return 0, {"error": f"{type(err).__name__}: {err}"}
 
 
-def _error(answer: Any) -> str:
-    return str(answer.get("error", answer)) if isinstance(answer, dict) else str(answer)
+_FIELDS = {"store": "门店", "stores": "门店", "sku": "商品", "qty": "数量", "template": "任务模板", "lines": "商品行",
+           "sold_at": "销售时间", "sale_id": "销售单号", "body": "请求内容"}
+
+
+def _error(answer: Any, status: int = 422) -> str:
+    """The API's English error as a Chinese sentence for the panel's log (the field and value kept)."""
+    raw = str(answer.get("error", answer)) if isinstance(answer, dict) else str(answer)
+    if status == 0:
+        return "连不上机器人自己的接口，请确认 storebot demo 还在运行。"
+    if status == 401:
+        return "口令或签名不对，接口拒绝了请求。"
+    if status >= 500:
+        return f"机器人接口出错（{status}），请看终端里的日志。"
+    quoted = re.search(r"'([^']*)'", raw)
+    value = quoted.group(1) if quoted else ""
+    words = set(re.findall(r"[a-z_]+", raw.partition(":")[0]))
+    name = next((zh for key, zh in _FIELDS.items() if key in words), "")
+    lowered = raw.lower()
+    if "unknown" in lowered or "no " in lowered or "not found" in lowered:
+        return f"找不到{name or '这个编号'} {value}".rstrip() + "，请检查后再试。"
+    if name == "数量" or "limit" in lowered:
+        return f"{name or '数量'}不合理，请填写合理的正整数。"
+    return f"{name or '输入'}有误，请检查后再试。" + (f"（{value}）" if value else "")
 
 
 @routes.post("/dashboard/demo/sale")
@@ -122,7 +165,7 @@ async def demo_sale(request: web.Request) -> web.Response:
     }
     status, answer = await _call(request, "POST", "/api/pos/sales", sale, sign=True)
     if status != 200:
-        panel.note(False, f"收银失败（HTTP {status}）：{_error(answer)}", _now(request))
+        panel.note(False, f"收银失败（HTTP {status}）：{_error(answer, status)}", _now(request))
         raise _back()
     _, level = await _call(request, "GET", f"/api/stock?store={store}&sku={sku}")
     text = f"{store} 卖出 {sku} × {qty}（单号 {sale['sale_id']}）"
@@ -147,7 +190,7 @@ async def demo_task(request: web.Request) -> web.Response:
         raise _back()
     status, answer = await _call(request, "POST", "/api/tasks/run", {"template": template, "stores": stores})
     if status != 200 or not isinstance(answer, dict):
-        panel.note(False, f"推送失败（HTTP {status}）：{_error(answer)}", _now(request))
+        panel.note(False, f"推送失败（HTTP {status}）：{_error(answer, status)}", _now(request))
         raise _back()
     settings = request.app[SETTINGS]
     tpl = settings.template(template)
@@ -165,3 +208,53 @@ async def demo_task(request: web.Request) -> web.Response:
     panel.note(True, f"「{title}」已推送 {len(ids)} 个任务，收到卡片的是：{'、'.join(people)}。"
                f"在手机页面切换到该用户查看，{next_step}。", _now(request))
     raise _back()
+
+
+def _span(delta: timedelta) -> str:
+    hours, rest = divmod(int(delta.total_seconds()) // 60, 60)
+    return f"{hours} 小时 {rest} 分钟" if rest else f"{hours} 小时"
+
+
+def jump_for(choice: str, now: datetime) -> timedelta | None:
+    """Pure: how far the 「+2 小时」 and 「到明早 8 点」 buttons move the demo's time from `now`."""
+    if choice == "2h":
+        return timedelta(hours=2)
+    if choice == "morning":
+        here = now.astimezone(DEMO_TZ)
+        target = here.replace(hour=MORNING_HOUR, minute=0, second=0, microsecond=0)
+        if target <= here:
+            target += timedelta(days=1)
+        return target - here
+    return None
+
+
+JOB_WORDS = (("tasks.generate", "新任务 {} 个"), ("tasks.chase.reminded", "任务提醒 {} 条"),
+             ("tasks.chase.escalated", "超时通知店长 {} 条"), ("tasks.chase.missed", "漏做 {} 个"),
+             ("transfers.check", "调拨提醒/升级 {} 次"), ("stock.alert_tick", "库存提醒 {} 次"),
+             ("digest.supervisors", "督导晨报 {} 份"))
+
+
+@routes.post("/dashboard/demo/clock")
+async def demo_clock(request: web.Request) -> web.Response:
+    """拨快时钟: the demo's time jumps ahead (+2 h, or to 08:00 next morning) and every scheduled job runs for the
+    time skipped, so reminders, overdue notices, escalations and the morning digest show up at once."""
+    panel = _panel(request)
+    form = await request.post()
+    delta = jump_for(str(form.get("jump", "")), panel.clock.now())
+    if delta is None:
+        panel.note(False, "请选择「+2 小时」或「到明早 8 点」。", _now(request))
+        raise _back()
+    if panel.jump is not None and not panel.jump.done():
+        panel.note(False, "上一次拨钟还在补跑定时任务，请等它完成再拨。", _now(request))
+        raise _back()
+    panel.note(True, f"正在拨快 {_span(delta)} 并补跑这段时间的定时任务，几秒后刷新本页查看结果。", _now(request))
+    panel.jump = asyncio.create_task(_jump(request.app, panel, delta))
+    raise _back()
+
+
+async def _jump(app: web.Application, panel: DemoPanel, delta: timedelta) -> None:
+    done = await advance_clock(app[DEPS], panel.clock, delta)
+    what = "，".join(words.format(done[key]) for key, words in JOB_WORDS if done.get(key))
+    local = panel.clock.now().astimezone(DEMO_TZ)
+    panel.note(True, f"时钟拨快 {_span(delta)}，演示时间现在是 {local:%m-%d %H:%M}。" + (f"这段时间里：{what}。" if what
+               else "这段时间里没有到点的任务和提醒。") + "到手机页面查看各人收到的消息。", f"{local:%H:%M:%S}")

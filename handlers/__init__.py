@@ -11,7 +11,7 @@ from bot.deps import Deps
 from bot.errors import DomainError
 from bot.events import CardClick, Event, ImageMessage, LocationMessage, OtherEvent, TextMessage
 from bot.messages import render
-from handlers import help, location, photo, stock, stock_chat, task, transfer, transfer_ship
+from handlers import help, location, my_transfers, pending, photo, stock, stock_chat, task, transfer, transfer_ship
 from handlers.router import UNHANDLED, Context, Router
 from models.org import staff_by_userid
 from models.outbox import send_text
@@ -25,7 +25,7 @@ _CONVERSATIONAL = (TextMessage, ImageMessage, LocationMessage, CardClick)
 @cache
 def root_router() -> Router:
     root = Router("root")
-    for module in (stock_chat, stock, transfer, transfer_ship, task, photo, location):
+    for module in (stock_chat, stock, transfer, transfer_ship, pending, my_transfers, task, photo, location):
         root.include(module.router)
     root.include(help.router)  # last: its catch-all answers anything the others did not understand
     return root
@@ -58,4 +58,4 @@ async def dispatch(event: Event, deps: Deps, session: AsyncSession) -> None:
         await ctx.reply(err.user_message)
         return
     if result is UNHANDLED and _expects_answer(event):
-        await ctx.reply(render("help", reason="没看懂这条消息。"))
+        await ctx.reply(render("help", reason="没看懂这条消息。", role=user.role))

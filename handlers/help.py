@@ -11,7 +11,7 @@ router = Router("help")
 
 @router.command("帮助", "help", "?", "？", "菜单", "menu")
 async def help_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
-    await ctx.reply(render("help", reason=""))
+    await ctx.reply(render("help", reason="", role=ctx.user.role))
 
 
 @router.on(CardClick)

@@ -1,7 +1,8 @@
 """Task instances per (template, store, period): their states, completion by proof, and count-proof progress.
 
-An instance belongs to one store and one assignee: a scheduled template makes one instance per store and
-period (the assignee is one member of the template's role, rotating by day); a broadcast makes one per person.
+A scheduled instance is the store's: one per store and period, on the card of everyone of the template's role
+there; the assignee (one of them, rotating by day) is who answers for a miss, and whoever does it completes it
+for all (their cards are updated) and gets the points. A broadcast makes one instance per person.
 State: open -> done | late_done (completed after due_at) | missed (still open when closes_at passed).
 """
 
@@ -11,13 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, select, update
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.errors import InvalidState, NotAllowed, UnknownEntity
+from bot.messages import render
 from models.base import Base
 from models.org import Staff, Store
+from models.outbox import OutboundMessage, send_text, update_card_button
 from models.task_proof import TaskBroadcast, TaskPhoto, UserLocation
 
 __all__ = ["TaskBroadcast", "TaskCountLine", "TaskInstance", "TaskPhoto", "UserLocation"]
@@ -82,8 +86,6 @@ class Completion:
 
     def message(self) -> str:
         """What the person who completed it reads, e.g. after the last 盘点 of a count task."""
-        from bot.messages import render
-
         return render("task_done", title=self.task.title, state=self.state, points=self.points)
 
 
@@ -120,11 +122,12 @@ def can_complete(task: TaskInstance, user: Staff) -> bool:
 
 async def complete(
     session: AsyncSession, task: TaskInstance, user: Staff, now: datetime, *, answer: str | None = None,
-    flagged: bool = False,
+    flagged: bool = False, clicked: bool = False,
 ) -> Completion:
-    """Close an open task (done before due_at, late_done after) and book its points once.
+    """Close an open task (done before due_at, late_done after), book its points once and settle its cards.
 
     The state change is a conditional UPDATE, so a replayed click or two processes complete it once.
+    `clicked`: the completer tapped their own card, which the click's handler updates with the click's code.
     """
     from models.points import award
 
@@ -144,12 +147,57 @@ async def complete(
     await session.refresh(task)
     points = task.points if state == "done" else task.points // 2
     await award(session, task, user, points, reason=state, now=now)
+    await settle_cards(session, task, user, now, skip=user.userid if clicked else None)
     return Completion(task, state, points)
 
 
+def card_filter(task_id: int) -> ColumnElement[bool]:
+    """The outbox rows of a task's cards: `task-<id>` (the assignee's) and `task-<id>-<userid>` (the team's)."""
+    return or_(OutboundMessage.card_task_id == f"task-{task_id}",
+               OutboundMessage.card_task_id.like(f"task-{task_id}-%"))
+
+
+def done_label(task: TaskInstance, by: Staff, recipient: str) -> str:
+    """What a settled card's button says: the completer's own outcome, or who did it for the others."""
+    mine = by.userid == recipient
+    if task.state == "late_done":
+        return "已补交" if mine else f"{by.name}已补交"
+    return "已完成" if mine else f"{by.name}已完成"
+
+
+async def settle_cards(session: AsyncSession, task: TaskInstance, by: Staff, now: datetime, *,
+                       skip: str | None = None) -> int:
+    """Cards not sent yet are dropped; every sent card gets its button replaced by who completed it, with the
+    response_code WeCom returned when that card was sent (one use each, hence one update per card)."""
+    await session.execute(
+        update(OutboundMessage).where(card_filter(task.id), OutboundMessage.state == "pending",
+                                      OutboundMessage.channel == "app")
+        .values(state="cancelled", last_error="task completed before the card went out")
+        .execution_options(synchronize_session=False)
+    )
+    sent = (await session.execute(
+        select(OutboundMessage.recipient, OutboundMessage.response_code)
+        .where(card_filter(task.id), OutboundMessage.state == "sent",
+               OutboundMessage.channel == "app", OutboundMessage.response_code.is_not(None))
+        .order_by(OutboundMessage.id)
+    )).all()
+    updated = 0
+    for recipient, code in sent:
+        if recipient != skip and code:
+            updated += await update_card_button(session, recipient, code, done_label(task, by, recipient),
+                                                now=now) is not None
+    return updated
+
+
 async def open_tasks_for(session: AsyncSession, user: Staff, proof: str | None = None) -> list[TaskInstance]:
-    """The user's open tasks, oldest first."""
-    stmt = select(TaskInstance).where(TaskInstance.assignee_id == user.id, TaskInstance.state == "open")
+    """The user's open tasks, oldest first: their own, and their store's scheduled tasks for their role (whoever
+    of the role is on the rota today, anyone of it may do it)."""
+    mine = TaskInstance.assignee_id == user.id
+    if user.store_id is not None:
+        team = select(Staff.id).where(Staff.store_id == user.store_id, Staff.role == user.role)
+        mine = or_(mine, (TaskInstance.kind == "scheduled") & (TaskInstance.store_id == user.store_id)
+                   & TaskInstance.assignee_id.in_(team))
+    stmt = select(TaskInstance).where(mine, TaskInstance.state == "open")
     if proof is not None:
         stmt = stmt.where(TaskInstance.proof == proof)
     return list((await session.execute(stmt.order_by(TaskInstance.fire_at, TaskInstance.id))).scalars())
@@ -193,10 +241,14 @@ async def record_task_count(
     for line, task in (await session.execute(stmt)).all():
         line.counted_at, line.counted_by = at, user.id
         await session.flush()
-        if all(ln.counted_at is not None for ln in await count_lines(session, task.id)):
+        left = await remaining_skus(session, task.id)
+        if not left:
             credited = user if can_complete(task, user) else await session.get(Staff, task.assignee_id)
             assert credited is not None
             done.append(await complete(session, task, credited, at))
+        elif can_complete(task, user):
+            await send_text(session, user.userid, render("task_count_progress", title=task.title, left=left),
+                            now=at, dedupe_key=f"task-count-progress:{task.id}:{line.id}")
     return done
 
 

@@ -47,6 +47,7 @@ class NewTask:
     points: int
     geofence_meters: int | None = None
     count_skus: int = 0
+    team: tuple[Staff, ...] = ()  # everyone of the role at the store (the assignee included): each gets the card
 
 
 def _trigger(template: TaskTemplate, tz: str) -> CronTrigger:
@@ -149,6 +150,7 @@ def template_tasks(
             closes_at(due, following[fire_local], wait), template.points,
             template.geofence_meters,
             (template.count_skus or settings.task_rules.cycle_count_size) if template.proof == "count" else 0,
+            tuple(staff),
         ))
     return out
 
@@ -188,9 +190,10 @@ async def create_tasks(session: AsyncSession, settings: Settings, new: Sequence[
     names = await _sku_names({s for ids in lists.values() for s in ids}, session)
     spread = settings.task_rules.push_jitter_seconds
     cards = [
-        (n.assignee.userid, task_card(tid, n, [names[s] for s in lists.get(n.store.id, [])]),
-         f"task-card:{tid}", max(now, n.fire_at) + timedelta(seconds=jitter_seconds(tid, spread)))
-        for tid, n in created
+        (person.userid, task_card(tid, n, [names[s] for s in lists.get(n.store.id, [])], person),
+         f"task-card:{tid}" if person.id == n.assignee.id else f"task-card:{tid}:{person.userid}",
+         max(now, n.fire_at) + timedelta(seconds=jitter_seconds(tid, spread)))
+        for tid, n in created for person in recipients(n)
     ]
     await queue_cards(session, cards, now)
     return [tid for tid, _ in created]
@@ -203,21 +206,33 @@ async def _sku_names(ids: set[int], session: AsyncSession) -> dict[int, str]:
     return {sid: f"{code} {name}" for sid, code, name in rows}
 
 
-def task_card(task_id: int, n: NewTask, sku_names: Sequence[str]) -> dict[str, Any]:
-    """The card an assignee gets: a done button for confirm tasks, otherwise a button that explains the proof."""
+def recipients(n: NewTask) -> list[Staff]:
+    """Who gets the task's card: the assignee first, then the rest of the team."""
+    return [n.assignee, *(p for p in n.team if p.id != n.assignee.id)]
+
+
+def task_card(task_id: int, n: NewTask, sku_names: Sequence[str], to: Staff | None = None) -> dict[str, Any]:
+    """The card each of the team gets: a done button for confirm tasks, otherwise a button that explains the
+    proof. The assignee's card is `task-<id>`, a teammate's `task-<id>-<userid>` (task ids are unique per app)."""
     tz = n.store.timezone
+    to = to or n.assignee
+    rows = [("门店", n.store.name), ("截止", hhmm(n.due_at, tz)), ("交付", PROOF_NAMES.get(n.proof, n.proof)),
+            ("积分", str(n.points))]
+    if len(n.team) > 1:
+        rows.append(("轮值", f"{n.assignee.name}（谁做都算，积分归做的人）"))
+    if n.proof == "count":
+        rows.append(("进度", f"还差 {len(sku_names)} 个"))
     guide = render("task_guide", proof=n.proof, skus=sku_names, task_id=task_id)
     if n.proof == "confirm":
         buttons = [("完成", f"task:done:{task_id}", 1)]
     else:
         buttons = [("怎么交", f"task:how:{task_id}", 2)]
     return button_card(
-        task_id=card_task_id("task", task_id),
+        task_id=card_task_id("task", task_id) if to.id == n.assignee.id else card_task_id("task", task_id, to.userid),
         title=n.title,
         desc=n.body,
         sub_title=guide,
-        rows=[("门店", n.store.name), ("截止", hhmm(n.due_at, tz)), ("交付", PROOF_NAMES.get(n.proof, n.proof)),
-              ("积分", str(n.points))],
+        rows=rows,
         buttons=buttons,
     )
 

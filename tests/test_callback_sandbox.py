@@ -34,7 +34,7 @@ async def test_gibberish_from_the_phone_gets_help_and_unknown_user_is_told(
     assert (await harness.sandbox.user_text("m1", "今天几号")).status == 200
     assert (await harness.sandbox.user_text("visitor", "帮助")).status == 200
     await harness.settle()
-    assert harness.texts_for("m1") == [render("help", reason="没看懂这条消息。")]
+    assert harness.texts_for("m1") == [render("help", reason="没看懂这条消息。", role="manager")]
     assert harness.texts_for("visitor") == [render("unknown_user", userid="visitor")]
 
 

@@ -47,7 +47,7 @@ async def test_help_in_any_form_gets_the_help_text(deps: Deps, chain: Chain, con
 
 @pytest.mark.parametrize("content", ["今天天气不错", "asdfgh", "", "👍"])
 async def test_anything_not_understood_gets_help_with_a_reason(deps: Deps, chain: Chain, content: str) -> None:
-    assert await run(deps, text("m1", content)) == [render("help", reason="没看懂这条消息。")]
+    assert await run(deps, text("m1", content)) == [render("help", reason="没看懂这条消息。", role="manager")]
 
 
 async def test_unknown_user_is_told_so_and_nothing_else(deps: Deps, chain: Chain) -> None:

@@ -39,9 +39,10 @@ async def test_tasks_command_lists_open_tasks_with_store_local_due(
     await send(deps, text(who, "任务", clock.now()))
     reply = texts(await outbox(deps.sessions, who))[-1]
     assert f"#{task.id} 晨检" in reply and "11-24 10:00" in reply  # 02:00 UTC shown as Shanghai time
-    other = "s2" if who == "s1" else "s1"
+    other = "s2" if who == "s1" else "s1"  # the store's task: the teammate sees it too, and whose turn it is
     await send(deps, text(other, "tasks", clock.now()))
-    assert "没有待办" in texts(await outbox(deps.sessions, other))[-1]
+    theirs = texts(await outbox(deps.sessions, other))[-1]
+    assert f"#{task.id} 晨检" in theirs and f"今天轮到{chain.staff[who].name}" in theirs
 
 
 async def test_confirm_button_completes_once_and_updates_the_card(
@@ -57,7 +58,7 @@ async def test_confirm_button_completes_once_and_updates_the_card(
     assert any(m.channel == "card_update" and m.payload["button"]["replace_name"] == "已完成" for m in sent)
     assert "积分 +4" in texts(sent)[-1]
     await send(deps, click("s3", f"task:done:{tid}", clock.now(), code="rc-10"))  # replayed / clicked twice
-    assert "已经结束" in texts(await outbox(deps.sessions, "s3"))[-1]
+    assert "你已在 11-24 09:00 完成，不用再交" in texts(await outbox(deps.sessions, "s3"))[-1]
     await send(deps, click("s4", f"task:done:{tid}", clock.now(), code="rc-11"))  # another store's person
     assert "不是你的" in texts(await outbox(deps.sessions, "s4"))[-1]
     async with deps.sessions() as session:

@@ -81,7 +81,10 @@ async def test_template_fires_at_nine_store_local_for_every_store_once(
     assert s001.assignee_id in (chain.staff["s1"].id, chain.staff["s2"].id)
 
     cards = {m.card_task_id: m for m in await outbox(deps.sessions) if m.msgtype == "template_card"}
-    assert len(cards) == len(await tasks(deps.sessions))  # one card per instance, never two
+    # one card per instance and person of the role at the store, never two: S001 has s1 and s2
+    assert len(cards) == sum(2 if t.store_id == chain.stores["S001"].id else 1 for t in await tasks(deps.sessions))
+    teammate = "s2" if s001.assignee_id == chain.staff["s1"].id else "s1"
+    assert cards[f"task-{s001.id}-{teammate}"].recipient == teammate
     for task in morning:
         card = cards[f"task-{task.id}"]
         assert card.payload["button_list"][0]["key"] == f"task:how:{task.id}"
@@ -184,7 +187,7 @@ async def test_two_server_processes_create_each_instance_once(
     assert sum(made) == 3
     assert len(await tasks(deps.sessions, template_key="morning_check")) == 3
     cards = [m for m in await outbox(deps.sessions) if m.msgtype == "template_card"]
-    assert len(cards) == 3
+    assert len(cards) == 4  # one per instance and person of the role: S001 has two clerks
 
 
 async def test_the_running_scheduler_catches_up_a_period_missed_while_down(

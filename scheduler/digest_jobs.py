@@ -1,0 +1,23 @@
+"""Digest jobs: the region supervisors' morning digest (handlers/digest.py), checked every minute."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.deps import Deps
+from handlers.digest import send_supervisor_digests
+
+if TYPE_CHECKING:
+    from scheduler import JobSpec
+
+
+async def supervisor_digests(deps: Deps) -> int:
+    """Each supervisor's digest once per store-local day, from `alerts.supervisor_digest_time` on."""
+    async with deps.sessions() as session, session.begin():
+        return await send_supervisor_digests(session, deps.config, deps.clock.now())
+
+
+def jobs(deps: Deps) -> list[JobSpec]:
+    from scheduler import JobSpec, every
+
+    return [JobSpec("digest.supervisors", supervisor_digests, every(1))]
