@@ -2,7 +2,8 @@
 
 Every transition is one guarded UPDATE (`... WHERE id = :id AND state IN :expected`): of two concurrent
 deciders (two supervisors, a click and a WeCom retry, two server processes) exactly one changes the row and
-the other is told the state it found. Stock changes only through `models.stock.book_move`.
+the other is told the state it found. Stock changes only through `models.stock.book_move`. Shipping (what
+leaves the source, never below zero) lives in `models/transfer_ship.py`.
 """
 
 from __future__ import annotations
