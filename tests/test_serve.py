@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import sys
@@ -16,11 +17,30 @@ from bot.cli import main
 from tests.conftest import PG_URL, TEST_AES_KEY, TEST_CORP_ID, TEST_SECRET, TEST_TOKEN
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port that is free now, for a subprocess to bind seconds later. Chosen outside the kernel's ephemeral
+    range: a port from bind(0) is one that any outgoing connection on this shared machine (other test runs
+    open thousands) may be given before the subprocess binds it, and then `serve` cannot start."""
+    low, high = _ephemeral_range()
+    span = (20000, low) if low - 20000 >= 1000 else (high + 1, 65536)
+    rng = random.SystemRandom()
+    for _ in range(100):
+        port = rng.randrange(*span)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {span}")
 
 
 def write_config(path: Path, db_url: str, *, port: int = 0, auto_migrate: bool = True) -> Path:
