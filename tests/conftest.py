@@ -113,12 +113,22 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+_RESTART_SEQUENCES = """DO $$ DECLARE s record; BEGIN
+  FOR s IN SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema() LOOP
+    EXECUTE format('ALTER SEQUENCE %I RESTART', s.sequencename);
+  END LOOP;
+END $$;"""
+
+
 async def _wipe(engine: AsyncEngine) -> None:
     tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != "alembic_version"]
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            # One round trip of DELETEs (children first) and sequence restarts: on a loaded machine TRUNCATE of
+            # every table took 1-3 s per test (new files, fsyncs, ACCESS EXCLUSIVE locks), this about a third.
+            script = "".join(f'DELETE FROM "{t.name}";' for t in tables) + _RESTART_SEQUENCES
+            raw: Any = (await conn.get_raw_connection()).driver_connection  # asyncpg: a multi-statement script
+            await raw.execute(script)
         else:
             for t in tables:
                 await conn.execute(t.delete())
