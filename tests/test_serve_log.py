@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import PG_URL
 from tests.test_inbox_crash import prepare
-from tests.test_serve import free_port, write_config
+from tests.test_serve import STARTUP_SECONDS, SUBPROCESS_TEST_TIMEOUT, free_port, write_config
 
 HOURLY = """
 [[tasks]]
@@ -26,6 +26,7 @@ proof = "confirm"
 
 
 @pytest.mark.skipif(bool(PG_URL), reason="the subprocess uses its own SQLite file; the in-process suite covers PG")
+@SUBPROCESS_TEST_TIMEOUT
 async def test_serve_log_was_flooded_by_apscheduler_job_runs(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'log.db'}"
     await prepare(url)
@@ -40,14 +41,14 @@ async def test_serve_log_was_flooded_by_apscheduler_job_runs(tmp_path: Path) -> 
     lines: list[str] = []
     try:
         assert proc.stdout is not None
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(STARTUP_SECONDS):
             # the catch-up job runs as the scheduler starts and creates this hour's instance per store
             while not any("generated" in line and "task instances" in line for line in lines):
                 raw = await proc.stdout.readline()
                 assert raw, f"storebot serve exited early: {lines}"
                 lines.append(raw.decode())
         proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             rest, _ = await proc.communicate()
         lines += rest.decode().splitlines()
         assert proc.returncode == 0, lines
