@@ -40,6 +40,9 @@ class ServerSettings(_Section):
     data_dir: str = "data"  # photos and other files the bot keeps; relative to the working directory
     max_callback_body_bytes: int = Field(64 * 1024, ge=1024)
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+    # signs dashboard session cookies (bot/signing.py); empty = a key derived from admin_token (never the token)
+    session_secret: SecretStr = SecretStr("")
+    dashboard_session_hours: float = Field(12.0, gt=0, le=24 * 30)
 
 
 class DatabaseSettings(_Section):
@@ -207,6 +210,20 @@ class OutboxSettings(_Section):
     card_update_max_age_hours: float = Field(72.0, gt=0)  # a response_code older than this is not used
 
 
+class RetentionSettings(_Section):
+    """How long finished rows and files are kept. Every floor is 3 days: longer than WeCom's 72-hour card window
+    (a card's response_code) and its 3-day media lifetime; defaults leave room for audits."""
+
+    enabled: bool = True
+    inbox_days: int = Field(14, ge=3, le=3650)  # processed callbacks (done / failed); pending ones are never pruned
+    outbox_days: int = Field(30, ge=3, le=3650)  # sent / failed / cancelled messages; pending ones are never pruned
+    locations_days: int = Field(30, ge=3, le=3650)  # user_locations
+    photos_days: int = Field(180, ge=3, le=3650)  # task photos (rows and files) not tied to an open task
+    every_minutes: int = Field(10, ge=1, le=24 * 60)  # how often the prune job runs
+    batch_size: int = Field(500, ge=1, le=5000)  # rows per delete transaction
+    max_batches: int = Field(20, ge=1, le=1000)  # per table per run: a big backlog is worked off over many runs
+
+
 class SchedulerSettings(_Section):
     enabled: bool = True
 
@@ -230,6 +247,7 @@ class Settings(_Section):
     outbox: OutboxSettings = OutboxSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     inbox: InboxSettings = InboxSettings()
+    retention: RetentionSettings = RetentionSettings()
     tasks: tuple[TaskTemplate, ...] = ()
 
     @model_validator(mode="after")
@@ -260,6 +278,7 @@ class Settings(_Section):
         """Every secret value, for the log redaction filter."""
         values = [
             self.server.admin_token,
+            self.server.session_secret,
             self.wecom.secret,
             self.wecom.token,
             self.wecom.encoding_aes_key,

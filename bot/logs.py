@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable
 
 REDACTED = "***"
+QUIET_LOGGERS = ("aiohttp.access", "apscheduler")
 
 
 class RedactSecrets(logging.Filter):
@@ -40,4 +41,7 @@ def configure_logging(secrets: Iterable[str], level: int = logging.INFO) -> None
     handler.addFilter(RedactSecrets(secrets))
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # What happened, not that the clock ticked: APScheduler says "Running job ..." and "Job ... executed
+    # successfully" at INFO for every run of every job (several a second); our jobs log when they did something.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from models.inbox import InboundEvent
 from models.outbox import OutboundMessage
+from models.retention import oldest_kept, totals
 from models.task import TaskInstance
 
 
@@ -33,6 +34,14 @@ class Metrics:
         self.outbox_state = Gauge("storebot_outbox_messages", "Outbox rows by state", ["state"], registry=r)
         self.inbox_state = Gauge("storebot_inbox_events", "Inbox rows by state", ["state"], registry=r)
         self.task_state = Gauge("storebot_task_instances", "Task instances by state", ["state"], registry=r)
+        self.retention_pruned = Gauge(
+            "storebot_retention_pruned_rows", "Rows deleted by retention so far (all servers), by table",
+            ["table"], registry=r,
+        )
+        self.retention_oldest = Gauge(
+            "storebot_retention_oldest_kept_age_seconds", "Age of the oldest row kept, by table (absent: empty)",
+            ["table"], registry=r,
+        )
         self.store_gauges = Gauge(
             "storebot_store_metric", "Per-store loop effect (accuracy, slow-moving share, ...)",
             ["store", "metric"], registry=r,
@@ -51,6 +60,12 @@ class Metrics:
         self.task_state.clear()
         for state, n in await session.execute(select(TaskInstance.state, func.count()).group_by(TaskInstance.state)):
             self.task_state.labels(state).set(n)
+        for table, n in (await totals(session)).items():
+            self.retention_pruned.labels(table).set(n)
+        self.retention_oldest.clear()
+        for table, at in (await oldest_kept(session)).items():
+            if at is not None:
+                self.retention_oldest.labels(table).set(max((now - at).total_seconds(), 0.0))
         from bot.api.store_metrics import refresh_store_gauges  # stock loop: accuracy, slow-moving, emergencies
 
         await refresh_store_gauges(session, self.store_gauges, settings, now)

@@ -1,6 +1,6 @@
 """SQLAlchemy models and the domain rules that change them; importing this package registers every table."""
 
-from models import alert, catalog, conversation, count, inbox, org, outbox, points, stock, task, transfer
+from models import alert, catalog, conversation, count, inbox, org, outbox, points, retention, stock, task, transfer
 from models.base import Base
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "org",
     "outbox",
     "points",
+    "retention",
     "stock",
     "task",
     "transfer",

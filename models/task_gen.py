@@ -159,9 +159,12 @@ def _insert(session: AsyncSession) -> Any:
     return postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
 
 
-async def create_tasks(session: AsyncSession, settings: Settings, new: Sequence[NewTask], now: datetime) -> list[int]:
+async def create_tasks(
+    session: AsyncSession, settings: Settings, new: Sequence[NewTask], now: datetime, *, jitter: bool = False
+) -> list[int]:
     """Insert the instances (a conflict on (template, store, period) inserts nothing), list the count SKUs
-    and queue each new instance's card with a jittered push time. Returns the ids of what was created."""
+    and queue each new instance's card: at its fire time (now for manual runs and broadcasts), spread over
+    `push_jitter_seconds` only with `jitter` (the scheduled fan-out). Returns the ids of what was created."""
     created: list[tuple[int, NewTask]] = []
     by_key = {(n.template_key, n.store.id, n.period): n for n in new}
     rows = [
@@ -188,7 +191,7 @@ async def create_tasks(session: AsyncSession, settings: Settings, new: Sequence[
     if line_rows:
         await session.execute(_insert(session)(TaskCountLine.__table__), line_rows)
     names = await _sku_names({s for ids in lists.values() for s in ids}, session)
-    spread = settings.task_rules.push_jitter_seconds
+    spread = settings.task_rules.push_jitter_seconds if jitter else 0
     cards = [
         (person.userid, task_card(tid, n, [names[s] for s in lists.get(n.store.id, [])], person),
          f"task-card:{tid}" if person.id == n.assignee.id else f"task-card:{tid}:{person.userid}",
@@ -303,5 +306,5 @@ async def _generate(
     if not todo:
         return []
     people = await staff_by_store(session, {s.id for s, _ in todo}, template.assignee_role)
-    return await create_tasks(session, settings, template_tasks(template, todo, people, settings, now, manual=manual),
-                              now)
+    new = template_tasks(template, todo, people, settings, now, manual=manual)
+    return await create_tasks(session, settings, new, now, jitter=not manual)

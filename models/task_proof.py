@@ -19,7 +19,10 @@ class TaskPhoto(Base):
     """One image a user sent; kept from the moment it arrives so a failed download never loses it."""
 
     __tablename__ = "task_photos"
-    __table_args__ = (Index("ix_task_photos_state_next", "state", "next_try_at"),)
+    __table_args__ = (
+        Index("ix_task_photos_state_next", "state", "next_try_at"),
+        Index("ix_task_photos_received", "received_at"),  # retention: the oldest photos first
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     msg_id: Mapped[str] = mapped_column(String(64), unique=True)  # a replayed callback adds nothing
@@ -46,7 +49,10 @@ class UserLocation(Base):
     """Where a user was, from a location message or a LOCATION event; the newest tags later photos."""
 
     __tablename__ = "user_locations"
-    __table_args__ = (Index("ix_user_locations_staff_at", "staff_id", "at"),)
+    __table_args__ = (
+        Index("ix_user_locations_staff_at", "staff_id", "at"),
+        Index("ix_user_locations_at", "at"),  # retention: the oldest locations first
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))

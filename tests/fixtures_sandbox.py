@@ -82,9 +82,10 @@ class Harness:
     def settings(self) -> Settings:
         return self.app[SETTINGS]
 
-    async def settle(self, limit_seconds: float = 10.0) -> int:
+    async def settle(self, limit_seconds: float = 30.0) -> int:
         """Drain the app's inbox, photo worker and outbox until none has anything due; returns how many items
-        were handled."""
+        were handled. The bound catches a hang; it is generous because a loaded 2-core machine runs a drain several
+        times slower."""
         total = 0
         async with asyncio.timeout(limit_seconds):
             while True:

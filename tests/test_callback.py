@@ -196,7 +196,9 @@ async def test_ack_is_immediate_while_nothing_processes_the_backlog(
         assert await post(client, load_payload("text", user="s1", msgid=10_000 + i), clock) == 200
         slowest = max(slowest, time.perf_counter() - started)
     assert await count(sessions, InboundEvent) == 50
-    assert slowest < 1.0, f"slowest ack took {slowest:.3f} s"  # WeCom gives up at 5 s
+    # WeCom gives up at 5 s; processing the backlog would take far longer. (A 1 s bound failed on a loaded 2-core
+    # machine, where a process may wait a second for a CPU: the bound is the protocol's, with a margin.)
+    assert slowest < 4.0, f"slowest ack took {slowest:.3f} s"
 
 
 @pytest.mark.parametrize("name", ["enter_agent", "location_event", "click", "scancode_waitmsg", "template_card_event"])

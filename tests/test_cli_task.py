@@ -14,6 +14,7 @@ from bot.config import Settings
 from models.task import TaskInstance
 from tests.conftest import TEST_ADMIN_TOKEN, AppClient
 from tests.factories import Chain
+from tests.test_serve import STARTUP_SECONDS, SUBPROCESS_TEST_TIMEOUT
 
 
 def cli_config(path: Path, client: AppClient) -> Path:
@@ -25,12 +26,13 @@ async def storebot(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(STARTUP_SECONDS):
         out, _ = await proc.communicate()
     assert proc.returncode is not None
     return proc.returncode, out.decode()
 
 
+@SUBPROCESS_TEST_TIMEOUT
 async def test_task_run_creates_the_cards_once(
     make_client: Callable[..., Awaitable[AppClient]], make_settings: Callable[..., Settings], chain: Chain,
     sessions: async_sessionmaker[AsyncSession], tmp_path: Path,

@@ -22,6 +22,7 @@ from models.catalog import Sku
 from models.org import Region, Staff, Store
 from models.stock import StockLevel
 from tests.conftest import TEST_ADMIN_TOKEN, AppClient
+from tests.test_serve import STARTUP_SECONDS, SUBPROCESS_TEST_TIMEOUT
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -123,6 +124,7 @@ async def test_dashboard_escapes_what_the_data_says(
     assert "<script>alert(1)" not in html
 
 
+@SUBPROCESS_TEST_TIMEOUT
 async def test_storebot_demo_serves_the_phone_and_dashboard_then_stops_on_sigint(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "demo", "--port", "0", "--sandbox-port", "0",
@@ -131,7 +133,7 @@ async def test_storebot_demo_serves_the_phone_and_dashboard_then_stops_on_sigint
     assert proc.stdout is not None
     out: list[str] = []
     try:
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(STARTUP_SECONDS):
             while not any("Ctrl-C" in line for line in out):
                 line = (await proc.stdout.readline()).decode()
                 assert line, f"demo exited early:\n{''.join(out)}"

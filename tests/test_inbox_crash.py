@@ -19,7 +19,7 @@ from models.inbox import InboundEvent
 from models.outbox import OutboundMessage
 from tests.factories import seed_chain
 from tests.test_callback_parse import envelope, load_payload
-from tests.test_serve import free_port, write_config
+from tests.test_serve import STARTUP_SECONDS, SUBPROCESS_TEST_TIMEOUT, free_port, write_config
 
 
 def with_workers(cfg: Path, workers: int) -> None:
@@ -55,7 +55,7 @@ async def start(cfg: Path, port: int) -> asyncio.subprocess.Process:
         sys.executable, "-m", "bot", "serve", "--config", str(cfg),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
-    async with asyncio.timeout(30), aiohttp.ClientSession() as http:
+    async with asyncio.timeout(STARTUP_SECONDS), aiohttp.ClientSession() as http:
         while True:
             try:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
@@ -66,6 +66,7 @@ async def start(cfg: Path, port: int) -> asyncio.subprocess.Process:
                 await asyncio.sleep(0.1)
 
 
+@SUBPROCESS_TEST_TIMEOUT
 async def test_kill_9_after_the_200_then_restart_processes_the_event_exactly_once(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
     await prepare(url)
@@ -91,7 +92,7 @@ async def test_kill_9_after_the_200_then_restart_processes_the_event_exactly_onc
     with_workers(process_cfg, 1)
     proc = await start(process_cfg, port)
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             while True:  # poll the database: the effect is all there is to observe
                 events, replies = await snapshot(url)
                 if events[0].state != "pending":
@@ -99,7 +100,7 @@ async def test_kill_9_after_the_200_then_restart_processes_the_event_exactly_onc
                 await asyncio.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             await proc.wait()
     assert [(e.state, e.attempts) for e in events] == [("done", 1)]
     assert [(r.recipient, r.payload["content"]) for r in replies] == [("s1", render("help", reason=""))]

@@ -9,7 +9,10 @@ import sys
 
 import aiohttp
 
+from tests.test_serve import STARTUP_SECONDS, SUBPROCESS_TEST_TIMEOUT
 
+
+@SUBPROCESS_TEST_TIMEOUT
 async def test_storebot_sandbox_runs_alone_and_stops_on_sigterm() -> None:
     env = {**os.environ, "STOREBOT_SANDBOX_CORP_ID": "wwcli", "STOREBOT_SANDBOX_CORP_SECRET": "cli-secret"}
     proc = await asyncio.create_subprocess_exec(
@@ -18,7 +21,7 @@ async def test_storebot_sandbox_runs_alone_and_stops_on_sigterm() -> None:
     )
     assert proc.stdout is not None
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(STARTUP_SECONDS):
             first = (await proc.stdout.readline()).decode()
             match = re.search(r"phone page at (http://127\.0\.0\.1:\d+)/", first)
             assert match, first

@@ -1,11 +1,12 @@
-"""The dashboard: a read-only HTML summary per store (stock under the safety line, open alerts, last moves)."""
+"""The dashboard: a read-only HTML summary per store (stock under the safety line, open alerts, last moves);
+`?token=<admin_token>` logs in once and leaves a signed, expiring session cookie."""
 
 from __future__ import annotations
 
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import signing
+from bot.config import Settings
 from bot.keys import CLOCK, SESSIONS, SETTINGS
 from models.alert import Alert
 from models.catalog import Sku
@@ -55,14 +58,32 @@ class StoreRow:
     items: list[dict[str, Any]] = field(default_factory=list)
 
 
+def session_key(settings: Settings) -> bytes:
+    """The dashboard's cookie key: from server.session_secret, else derived from admin_token (never the token)."""
+    server = settings.server
+    secret = server.session_secret.get_secret_value() or server.admin_token.get_secret_value()
+    return signing.derive_key(secret, "dashboard-session")
+
+
 def authorised(request: web.Request) -> tuple[bool, bool]:
-    """(allowed, came with ?token=): the admin token as a query parameter or the cookie it set."""
-    expected = request.app[SETTINGS].server.admin_token.get_secret_value().encode()
+    """(allowed, came with ?token=): the admin token as a query parameter (a login), or a signed session cookie
+    that such a login set and that has not expired."""
+    settings = request.app[SETTINGS]
     given = request.query.get("token")
     if given is not None:
+        expected = settings.server.admin_token.get_secret_value().encode()
         return secrets.compare_digest(given.encode(), expected), True
     cookie = request.cookies.get(COOKIE, "")
-    return bool(cookie) and secrets.compare_digest(cookie.encode(), expected), False
+    return bool(cookie) and signing.valid(session_key(settings), cookie, request.app[CLOCK].now()), False
+
+
+def set_session(response: web.StreamResponse, request: web.Request) -> None:
+    """A new signed session in an HttpOnly, SameSite=Lax cookie; the admin token itself is never stored."""
+    settings = request.app[SETTINGS]
+    lifetime = timedelta(hours=settings.server.dashboard_session_hours)
+    value = signing.issue(session_key(settings), request.app[CLOCK].now(), lifetime)
+    response.set_cookie(COOKIE, value, path="/dashboard", max_age=int(lifetime.total_seconds()), httponly=True,
+                        samesite="Lax", secure=settings.server.public_url.startswith("https://"))
 
 
 async def _open_alerts(sessions: async_sessionmaker[AsyncSession]) -> dict[int, int] | None:
@@ -162,6 +183,5 @@ async def dashboard(request: web.Request) -> web.Response:
     html = environment().get_template("index.html").render(**context)
     response = web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
     if from_query:
-        token = request.app[SETTINGS].server.admin_token.get_secret_value()
-        response.set_cookie(COOKIE, token, path="/dashboard", httponly=True, samesite="Strict")
+        set_session(response, request)
     return response
