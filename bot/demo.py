@@ -105,6 +105,7 @@ port = {bot_port}
 public_url = {q(f"http://{HOST}:{bot_port}")}
 admin_token = {q(creds.admin_token)}
 data_dir = {q(folder / "data")}
+dashboard_session_hours = 720                 # the demo clock can be moved forward by days: stay logged in
 
 [database]
 url = {q(f"sqlite+aiosqlite:///{folder / 'storebot.db'}")}
