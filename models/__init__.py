@@ -1,6 +1,19 @@
 """SQLAlchemy models and the domain rules that change them; importing this package registers every table."""
 
-from models import alert, catalog, conversation, count, inbox, org, outbox, points, stock, task, transfer
+from models import (
+    alert,
+    catalog,
+    conversation,
+    count,
+    customer,
+    inbox,
+    org,
+    outbox,
+    points,
+    stock,
+    task,
+    transfer,
+)
 from models.base import Base
 
 __all__ = [
@@ -9,6 +22,7 @@ __all__ = [
     "catalog",
     "conversation",
     "count",
+    "customer",
     "inbox",
     "org",
     "outbox",

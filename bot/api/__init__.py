@@ -94,7 +94,8 @@ def query_param(request: web.Request, name: str, *, required: bool = False) -> s
 
 
 def setup_routes(app: web.Application) -> None:
-    from bot.api import alerts, dashboard, health, outbox, pos, stock, store_metrics, tasks, transfers
+    from bot.api import alerts, customers, dashboard, health, outbox, pos, stock, store_metrics, tasks, transfers
 
     for module in (health, stock, pos, alerts, store_metrics, transfers, tasks, outbox, dashboard):
         app.router.add_routes(module.routes)
+    app.router.add_routes(customers.routes)
