@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.segment_rules import RuleError, parse_rule
 
 
 class _Section(BaseModel):
@@ -41,6 +43,15 @@ class SegmentConfig(_Section):
     key: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     name: str = Field(min_length=1, max_length=64)
     rule: dict[str, Any]
+
+    @field_validator("rule")
+    @classmethod
+    def _grammar(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            parse_rule(v)
+        except RuleError as err:
+            raise ValueError(str(err)) from err
+        return v
 
 
 def unique_segment_keys(segments: tuple[SegmentConfig, ...]) -> None:

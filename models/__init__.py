@@ -2,6 +2,7 @@
 
 from models import (
     alert,
+    campaign,
     catalog,
     conversation,
     count,
@@ -10,6 +11,7 @@ from models import (
     org,
     outbox,
     points,
+    segment,
     stock,
     task,
     transfer,
@@ -19,6 +21,7 @@ from models.base import Base
 __all__ = [
     "Base",
     "alert",
+    "campaign",
     "catalog",
     "conversation",
     "count",
@@ -27,6 +30,7 @@ __all__ = [
     "org",
     "outbox",
     "points",
+    "segment",
     "stock",
     "task",
     "transfer",

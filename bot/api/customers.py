@@ -11,6 +11,7 @@ from bot.api import ApiError, read_body
 from bot.errors import UnknownEntity
 from bot.keys import DEPS
 from models.customer import EventIn, record_events
+from models.customer_profile import profile
 
 routes = web.RouteTableDef()
 
@@ -45,3 +46,11 @@ async def post_events(request: web.Request) -> web.Response:
     except UnknownEntity as err:
         raise ApiError(422, err.user_message) from err
     return web.json_response({"accepted": accepted, "duplicates": duplicates})
+
+
+@routes.get("/api/customers/{customer_id}")
+async def get_customer(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    now = deps.clock.now()
+    async with deps.sessions() as session:
+        return web.json_response(await profile(session, request.match_info["customer_id"], deps.config, now))
