@@ -11,6 +11,7 @@ from bot.events import CardClick, ExternalContactChange
 from bot.messages import render
 from handlers.router import UNHANDLED, Context, Router
 from models.campaign import Campaign, launch
+from models.campaign_health import acknowledge, check
 from models.customer import contact_changed
 from models.outbox import update_card_button
 
@@ -31,8 +32,13 @@ async def on_contact_change(event: ExternalContactChange, deps: Deps, session: A
 @router.button("campaign")
 async def campaign_button(event: CardClick, ctx: Context, action: str, ident: str) -> object:
     """campaign:launch:<id> on the preflight card: the owner (or an admin) launches; a second tap changes nothing."""
-    if action != "launch" or not ident.isdigit() or len(ident) > 12:
+    if action not in ("launch", "ack") or not ident.isdigit() or len(ident) > 12:
         return UNHANDLED
+    if action == "ack":
+        done = await acknowledge(ctx.session, int(ident), ctx.user.userid)
+        await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已知悉" if done else "已处理",
+                                 now=ctx.now)
+        return None
     campaign = await ctx.session.get(Campaign, int(ident))
     if campaign is None:
         await ctx.reply(render("customer_campaign_gone"))
@@ -45,4 +51,6 @@ async def campaign_button(event: CardClick, ctx: Context, action: str, ident: st
     await update_card_button(ctx.session, ctx.user.userid, event.response_code,
                              "已发起" if launched else "早已发起", now=ctx.now)
     await ctx.reply(render("customer_campaign_launched", campaign=campaign, launched=launched))
+    if launched:
+        await check(ctx.session, ctx.deps.config, ctx.now)  # what is wrong at launch is told at once
     return None

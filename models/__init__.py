@@ -3,6 +3,7 @@
 from models import (
     alert,
     campaign,
+    campaign_health,
     catalog,
     conversation,
     count,
@@ -22,6 +23,7 @@ __all__ = [
     "Base",
     "alert",
     "campaign",
+    "campaign_health",
     "catalog",
     "conversation",
     "count",

@@ -9,6 +9,7 @@ from datetime import timedelta
 from bot.deps import Deps
 from bot.errors import WeComAPIError, WeComConnectionError
 from bot.wecom.externalcontact import add_msg_template, remind, send_results, task_confirmed
+from models.campaign_health import check, escalate
 from models.campaign_send import (
     due_sends,
     mark_failed,
@@ -83,5 +84,17 @@ async def campaign_tick(deps: Deps) -> None:
     await follow_up_sends(deps)
 
 
+async def health_tick(deps: Deps) -> tuple[int, int]:
+    """Raise / resolve campaign health alerts and fire due escalation steps: (raised, escalated)."""
+    now = deps.clock.now()
+    async with deps.sessions() as session, session.begin():
+        raised = await check(session, deps.config, now)
+        fired = await escalate(session, deps.config, now)
+    return len(raised), fired
+
+
 def jobs(deps: Deps) -> list[JobSpec]:
-    return [JobSpec("customers.campaign_tick", campaign_tick, every(1))]
+    return [
+        JobSpec("customers.campaign_tick", campaign_tick, every(1)),
+        JobSpec("customers.campaign_health", health_tick, every(deps.config.customers.campaign_check_minutes)),
+    ]

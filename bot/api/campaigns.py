@@ -13,6 +13,7 @@ from bot.errors import UnknownEntity
 from bot.keys import DEPS
 from models.campaign import Campaign, campaign_by_key, launch, preflight
 from models.campaign_cards import send_preflight_card
+from models.campaign_health import check
 from models.campaign_report import report
 from models.org import staff_by_userid
 
@@ -99,6 +100,8 @@ async def launch_campaign(request: web.Request) -> web.Response:
     async with deps.sessions() as session, session.begin():
         campaign = await campaign_by_key(session, request.match_info["key"])
         launched = await launch(session, campaign.id, "api", deps.config.customers, now)
+        if launched:
+            await check(session, deps.config, now)  # what is wrong at launch is told at once
         await session.refresh(campaign)
         answer = {**preflight_body(campaign), "launched": launched}
     return web.json_response(answer)

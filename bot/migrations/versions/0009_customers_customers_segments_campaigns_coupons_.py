@@ -1,8 +1,8 @@
-"""customers, segments, campaigns, coupons
+"""customers, segments, campaigns, coupons, campaign alerts
 
 Revision ID: 0009_customers
 Revises: 0002_outbox_recipient_sent
-Create Date: 2026-12-02 07:34:58.758495
+Create Date: 2026-12-02 07:38:38.069926
 """
 
 from collections.abc import Sequence
@@ -60,6 +60,22 @@ def upgrade() -> None:
     sa.Column('error_at', models.base.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segments')),
     sa.UniqueConstraint('key', name=op.f('uq_segments_key'))
+    )
+    op.create_table('campaign_alerts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('campaign_pk', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('open_key', sa.Integer(), nullable=True),
+    sa.Column('message', sa.String(length=1000), nullable=False),
+    sa.Column('created_at', models.base.UTCDateTime(), nullable=False),
+    sa.Column('resolved_at', models.base.UTCDateTime(), nullable=True),
+    sa.Column('acknowledged_by', sa.String(length=64), nullable=True),
+    sa.Column('esc_step', sa.Integer(), nullable=False),
+    sa.Column('esc_due_at', models.base.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['campaign_pk'], ['campaigns.id'], name=op.f('fk_campaign_alerts_campaign_pk_campaigns')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_alerts')),
+    sa.UniqueConstraint('campaign_pk', 'kind', 'open_key', name=op.f('uq_campaign_alerts_campaign_pk_kind_open_key'))
     )
     op.create_table('campaign_sends',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -249,6 +265,7 @@ def downgrade() -> None:
 
     op.drop_table('customers')
     op.drop_table('campaign_sends')
+    op.drop_table('campaign_alerts')
     op.drop_table('segments')
     op.drop_table('campaigns')
     # ### end Alembic commands ###
