@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from models.customer import customer_by_id, tags_of
-from models.customer_stage import figures, mean_basket, stage_for
+from models.customer_stage import WINDOWS, figures, mean_basket, stage_for
 from models.org import Store
 from models.segment import segments_of
 
@@ -27,8 +27,8 @@ OFFERS = {  # what staff should offer at the counter, by stage (the seed's "diff
 async def profile(session: AsyncSession, customer_id: str, settings: Settings, now: datetime) -> dict[str, Any]:
     cfg = settings.customers
     member = await customer_by_id(session, customer_id)
-    figs = await figures(session, member.id, now)
-    recent = figs[30] if cfg.active_days == 30 else (await figures(session, member.id, now))[30]
+    figs = await figures(session, member.id, now, (*WINDOWS, cfg.active_days))
+    recent = figs.pop(cfg.active_days) if cfg.active_days not in WINDOWS else figs[cfg.active_days]
     stage = stage_for(cfg, now, joined_at=member.joined_at, last_purchase_at=member.last_purchase_at,
                       recent=recent, mean=await mean_basket(session, cfg.active_days, now))
     store = None

@@ -37,18 +37,19 @@ async def mean_basket(session: AsyncSession, days: int, now: datetime) -> float 
     return None if value is None else float(value)
 
 
-async def figures(session: AsyncSession, customer_pk: int, now: datetime) -> dict[int, Figures]:
-    """Purchases and spend over 30 / 90 / 365 days, in one indexed pass over this member's last year."""
+async def figures(session: AsyncSession, customer_pk: int, now: datetime,
+                  windows: tuple[int, ...] = WINDOWS) -> dict[int, Figures]:
+    """Purchases and spend over each window (30 / 90 / 365 days), in one indexed pass over this member's rows."""
     cols: list[Any] = []
-    for days in WINDOWS:
+    for days in windows:
         inside = CustomerPurchase.at >= now - timedelta(days=days)
         cols += [func.count().filter(inside), func.coalesce(func.sum(CustomerPurchase.amount).filter(inside), 0)]
     row = (await session.execute(
         select(*cols).where(CustomerPurchase.customer_pk == customer_pk,
-                            CustomerPurchase.at >= now - timedelta(days=max(WINDOWS)))
+                            CustomerPurchase.at >= now - timedelta(days=max(windows)))
     )).one()
     return {days: Figures(int(row[2 * i]), Decimal(str(row[2 * i + 1])).quantize(Decimal("0.01")))
-            for i, days in enumerate(WINDOWS)}
+            for i, days in enumerate(windows)}
 
 
 def stage_for(cfg: CustomersSettings, now: datetime, *, joined_at: datetime | None,
