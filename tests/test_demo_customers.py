@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
 from bot.demo import bind, running_demo
@@ -20,6 +21,9 @@ from models.customer import Customer
 from models.outbox import OutboundMessage
 from models.segment import Segment
 from scheduler.campaign_jobs import campaign_tick
+from tests.conftest import TEST_ADMIN_TOKEN, AppClient, auth
+from tests.factories import Chain
+from tests.test_campaigns import campaign_body, forty_members
 
 START = datetime(2026, 11, 24, 6, 0, 5, tzinfo=UTC)
 
@@ -49,3 +53,16 @@ async def test_demo_members_cover_every_stage_and_the_seed_case_is_caught(tmp_pa
             trial = (await s.execute(select(Campaign).where(Campaign.key == "trial"))).scalar_one()
             numbers = await report(s, trial)
         assert numbers["state"] == "launched" and numbers["sent"] + numbers["waiting"] > 0
+
+
+async def test_customer_board_shows_stages_segments_and_campaign_health(
+    client: AppClient, sessions: async_sessionmaker[AsyncSession], chain: Chain, clock: FakeClock,
+) -> None:
+    await forty_members(client, sessions, chain, clock)
+    await client.post("/api/campaigns", json=campaign_body(expected_min=100), headers=auth())
+    await client.post("/api/campaigns/spring/launch", headers=auth())
+    assert (await client.get("/dashboard/customers")).status == 401
+    r = await client.get("/dashboard/customers", params={"token": TEST_ADMIN_TOKEN})
+    page = await r.text()
+    assert r.status == 200
+    assert "全部会员" in page and "春季会员日" in page and "低于预期的 100 人" in page and "ROI" in page
