@@ -21,6 +21,7 @@ from models.customer import Customer
 from models.segment import Segment, SegmentMember, describe
 
 CHUNK = 5000
+TASK_MAX = 10_000  # customers per add_msg_template task (WeCom's limit)
 SMALL_HOLDOUT = 30  # fewer holdout members than this and the lift is noise
 
 
@@ -64,15 +65,16 @@ class CampaignMember(Base):
 
 
 class CampaignSend(Base):
-    """One add_msg_template task per (campaign, sender): pending → created (waits for the sender) → sent, or
-    failed when WeCom refused it."""
+    """One add_msg_template task per (campaign, sender, part of ≤ 10,000 customers): pending → created (waits for
+    the sender) → sent, or failed when WeCom refused it."""
 
     __tablename__ = "campaign_sends"
-    __table_args__ = (UniqueConstraint("campaign_pk", "sender"),)
+    __table_args__ = (UniqueConstraint("campaign_pk", "sender", "part"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_pk: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     sender: Mapped[str] = mapped_column(String(64))
+    part: Mapped[int] = mapped_column(default=0)  # the sender's customers in order, 10,000 per task
     members: Mapped[int]
     state: Mapped[str] = mapped_column(String(16), default="pending")
     msgid: Mapped[str | None] = mapped_column(String(128))
@@ -213,8 +215,11 @@ async def launch(session: AsyncSession, campaign_id: int, actor: str, cfg: Custo
     for table, rows in ((CampaignMember, members), (Coupon, coupons)):
         for start in range(0, len(rows), CHUNK):
             await session.execute(insert(table), rows[start : start + CHUNK])
-    session.add_all(CampaignSend(campaign_pk=campaign.id, sender=sender, members=n, state="pending",
-                                 created_at=now, reminders=[]) for sender, n in sorted(by_sender.items()))
+    session.add_all(
+        CampaignSend(campaign_pk=campaign.id, sender=sender, part=part, members=min(TASK_MAX, n - part * TASK_MAX),
+                     state="pending", created_at=now, reminders=[])
+        for sender, n in sorted(by_sender.items()) for part in range((n + TASK_MAX - 1) // TASK_MAX)
+    )
     return True
 
 

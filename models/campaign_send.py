@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.campaign import Campaign, CampaignMember, CampaignSend
+from models.campaign import TASK_MAX, Campaign, CampaignMember, CampaignSend
 
 REMIND_LIMIT = 3
 REMIND_WINDOW = timedelta(hours=24)
@@ -39,10 +39,12 @@ async def due_sends(session: AsyncSession, state: str) -> list[SendJob]:
 async def recipients(session: AsyncSession, send_id: int) -> list[str]:
     send = await session.get(CampaignSend, send_id)
     assert send is not None
-    stmt = select(CampaignMember.external_userid).where(
+    stmt = select(CampaignMember.external_userid, CampaignMember.status).where(
         CampaignMember.campaign_pk == send.campaign_pk, CampaignMember.sender == send.sender,
-        CampaignMember.status == "pending", CampaignMember.external_userid.is_not(None))
-    return [str(e) for e in (await session.execute(stmt.order_by(CampaignMember.customer_pk))).scalars()]
+        CampaignMember.arm == "treatment", CampaignMember.external_userid.is_not(None))
+    rows = (await session.execute(stmt.order_by(CampaignMember.customer_pk)
+                                  .offset(send.part * TASK_MAX).limit(TASK_MAX))).all()
+    return [str(ext) for ext, status in rows if status == "pending"]
 
 
 async def mark_submitted(session: AsyncSession, send_id: int, msgid: str, now: datetime) -> None:
@@ -51,13 +53,17 @@ async def mark_submitted(session: AsyncSession, send_id: int, msgid: str, now: d
                           .execution_options(synchronize_session=False))
 
 
-async def mark_failed(session: AsyncSession, send_id: int, error: str) -> None:
+async def mark_failed(session: AsyncSession, send_id: int, error: str, external_userids: list[str]) -> None:
+    """WeCom refused the task: its customers are failures ("error"), which the health check reports."""
     send = await session.get(CampaignSend, send_id)
     assert send is not None
     send.state, send.error = "failed", error[:256]
-    await session.execute(update(CampaignMember).where(
-        CampaignMember.campaign_pk == send.campaign_pk, CampaignMember.sender == send.sender,
-        CampaignMember.status == "pending").values(status="error").execution_options(synchronize_session=False))
+    for start in range(0, len(external_userids), 500):
+        await session.execute(update(CampaignMember).where(
+            CampaignMember.campaign_pk == send.campaign_pk, CampaignMember.sender == send.sender,
+            CampaignMember.status == "pending",
+            CampaignMember.external_userid.in_(external_userids[start : start + 500]),
+        ).values(status="error").execution_options(synchronize_session=False))
 
 
 async def record_results(session: AsyncSession, send_id: int, results: list[tuple[str, int]], now: datetime) -> None:

@@ -42,11 +42,11 @@ async def submit_sends(deps: Deps) -> int:
             continue
         except WeComAPIError as err:
             async with deps.sessions() as session, session.begin():
-                await mark_failed(session, job.send_id, str(err))
+                await mark_failed(session, job.send_id, str(err), ids)
             continue
         async with deps.sessions() as session, session.begin():
             if msgid is None:
-                await mark_failed(session, job.send_id, "no reachable customers left")
+                await mark_failed(session, job.send_id, "no reachable customers left", [])
             else:
                 await mark_submitted(session, job.send_id, msgid, deps.clock.now())
                 created += 1

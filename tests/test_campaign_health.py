@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import models.campaign as campaign_model
+import models.campaign_send as campaign_send_model
 from bot.keys import DEPS
 from bot.sandbox.externalcontact import confirm, contacts_of
 from models.campaign import Coupon
@@ -150,3 +153,22 @@ async def test_unconfirmed_senders_are_named_then_escalated_to_the_supervisor_un
     h.clock.advance(hours=6)
     assert (await health_tick(h.app[DEPS]))[1] == 0  # acknowledged: the admin is not woken
     assert not owner_heard(h, "还没人处理", userid="admin")
+
+
+async def test_big_senders_get_tasks_of_at_most_the_limit_and_a_refused_task_is_reported(
+    harness: Harness, sessions: Sessions, chain: Chain, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = harness
+    monkeypatch.setattr(campaign_model, "TASK_MAX", 5)
+    monkeypatch.setattr(campaign_send_model, "TASK_MAX", 5)
+    await forty_members(h.client, sessions, chain, h.clock)
+    befriend_all(h)
+    del h.sandbox.config.users["s2"]  # WeCom refuses s2's tasks (60111: userid not found)
+    await launch(h)
+    await confirm_all(h)
+    tasks = list(contacts_of(h.sandbox).tasks.values())
+    assert all(t.sender == "s1" and len(t.external_userids) <= 5 for t in tasks) and len(tasks) == 3
+    assert sum(len(t.external_userids) for t in tasks) == 12  # s1's reachable treatment members (5 + 5 + 2)
+    await health_tick(h.app[DEPS])
+    await h.settle()
+    assert owner_heard(h, "企业微信拒绝 14") and owner_heard(h, "张伟 的失败最多")

@@ -2,7 +2,7 @@
 
 Revision ID: 0009_customers
 Revises: 0002_outbox_recipient_sent
-Create Date: 2026-12-02 07:38:38.069926
+Create Date: 2026-12-02 08:12:20.791205
 """
 
 from collections.abc import Sequence
@@ -81,6 +81,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('campaign_pk', sa.Integer(), nullable=False),
     sa.Column('sender', sa.String(length=64), nullable=False),
+    sa.Column('part', sa.Integer(), nullable=False),
     sa.Column('members', sa.Integer(), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('msgid', sa.String(length=128), nullable=True),
@@ -92,7 +93,7 @@ def upgrade() -> None:
     sa.Column('reminders', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['campaign_pk'], ['campaigns.id'], name=op.f('fk_campaign_sends_campaign_pk_campaigns')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_sends')),
-    sa.UniqueConstraint('campaign_pk', 'sender', name=op.f('uq_campaign_sends_campaign_pk_sender'))
+    sa.UniqueConstraint('campaign_pk', 'sender', 'part', name=op.f('uq_campaign_sends_campaign_pk_sender_part'))
     )
     op.create_table('customers',
     sa.Column('id', sa.Integer(), nullable=False),
