@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config_customers import CustomersSettings, SegmentConfig, unique_segment_keys
 from bot.errors import ConfigError
 
 ENV_PREFIX = "STOREBOT_"
@@ -249,6 +250,8 @@ class Settings(_Section):
     inbox: InboxSettings = InboxSettings()
     retention: RetentionSettings = RetentionSettings()
     tasks: tuple[TaskTemplate, ...] = ()
+    customers: CustomersSettings = CustomersSettings()
+    segments: tuple[SegmentConfig, ...] = ()
 
     @model_validator(mode="after")
     def _unique_task_keys(self) -> Settings:
@@ -257,6 +260,7 @@ class Settings(_Section):
             if t.key in seen:
                 raise ValueError(f"tasks: duplicate key {t.key!r}")
             seen.add(t.key)
+        unique_segment_keys(self.segments)
         return self
 
     def template(self, key: str) -> TaskTemplate | None:

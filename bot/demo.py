@@ -23,6 +23,7 @@ from aiohttp import web
 from bot import db
 from bot.clock import Clock, ShiftedClock, SystemClock
 from bot.config import Settings, load_settings
+from bot.demo_customers import demo_contacts, seed_customer_loop
 from bot.demo_data import STAFF, STORES, chat_id, demo_users, sale_defaults, transfer_walkthrough, write_sample_chain
 from bot.deps import Deps
 from bot.importer import import_files, prepare_schema
@@ -145,6 +146,7 @@ def _listen(port: int) -> socket.socket:
 def make_sandbox(settings: Settings, creds: Credentials, sandbox_url: str, clock: Clock | None = None) -> Sandbox:
     """The WeCom sandbox with the demo's people and store group chats, calling back into the bot."""
     from bot.sandbox import Sandbox, SandboxConfig
+    from bot.sandbox.externalcontact import contacts_of
 
     chats: dict[str, list[str]] = {chat_id(code): [] for code in STORES}
     for userid, (_, _, store, _) in STAFF.items():
@@ -156,7 +158,9 @@ def make_sandbox(settings: Settings, creds: Credentials, sandbox_url: str, clock
         callback_url=f"{settings.server.public_url}{settings.wecom.callback_path}",
         users=demo_users(), chats=chats, corp_name="样例连锁（演示）", public_url=sandbox_url,
     )
-    return Sandbox(config, clock=clock)
+    sandbox = Sandbox(config, clock=clock)
+    contacts_of(sandbox).contacts.update(demo_contacts())  # the clerks' WeCom customers (客户联系)
+    return sandbox
 
 
 async def seed(settings: Settings, folder: Path, clock: Clock | None = None) -> None:
@@ -166,6 +170,7 @@ async def seed(settings: Settings, folder: Path, clock: Clock | None = None) -> 
         await prepare_schema(settings, engine)
         paths = await asyncio.to_thread(write_sample_chain, folder / "seed")
         await import_files(db.session_factory(engine), paths, clock=clock or SystemClock())
+        await seed_customer_loop(settings, db.session_factory(engine), folder / "seed", clock or SystemClock())
     finally:
         await engine.dispose()
 

@@ -91,6 +91,17 @@ class CardClick(Event):
 
 
 @dataclass(frozen=True)
+class ExternalContactChange(Event):
+    """change_external_contact: a customer added or removed a member of staff (FromUserName is "sys")."""
+
+    change_type: str
+    user_id: str  # the member of staff
+    external_userid: str
+    state: str = ""
+    welcome_code: str = ""
+
+
+@dataclass(frozen=True)
 class OtherEvent(Event):
     """Anything else (voice, video, subscribe, unknown events): kept so nothing is silently lost."""
 
@@ -101,5 +112,5 @@ class OtherEvent(Event):
 
 InboundEvent = (
     TextMessage | ImageMessage | LocationMessage | LocationReport | EnterAgent | MenuClick | ScanCode | CardClick
-    | OtherEvent
+    | ExternalContactChange | OtherEvent
 )

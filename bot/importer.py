@@ -22,13 +22,16 @@ from bot.errors import ImportFileError, StorebotError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("stores", "staff", "skus", "stock")  # also the order files are imported in: each needs the one before
+# also the order files are imported in: each needs the one before
+KINDS = ("stores", "staff", "skus", "stock", "customers")
 # kind -> (columns that must be in the header, columns that may be)
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stores": (("code", "name", "region"), ("latitude", "longitude", "chat_id", "timezone")),
     "staff": (("userid", "name", "role"), ("store", "region")),
     "skus": (("code", "name"), ("barcode", "category", "unit", "price")),
     "stock": (("store", "sku", "on_hand"), ("safety_stock",)),
+    "customers": (("customer_id",), ("name", "phone", "home_store", "external_userid", "follow_userid", "joined_at",
+                                     "tags")),
 }
 SUFFIXES = (".csv", ".xlsx")
 PROGRESS_MIN_ROWS = 2000  # smaller files finish before a bar would be worth drawing
@@ -215,9 +218,11 @@ def read_rows(path: Path, kind: str) -> list[Row]:
 
 
 def _importers() -> dict[str, Importer]:
+    from bot.import_customers import import_customers
     from bot.import_kinds import import_skus, import_staff, import_stock, import_stores
 
-    return {"stores": import_stores, "staff": import_staff, "skus": import_skus, "stock": import_stock}
+    return {"stores": import_stores, "staff": import_staff, "skus": import_skus, "stock": import_stock,
+            "customers": import_customers}
 
 
 async def import_files(

@@ -9,9 +9,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Deps
 from bot.errors import DomainError
-from bot.events import CardClick, Event, ImageMessage, LocationMessage, OtherEvent, TextMessage
+from bot.events import CardClick, Event, ExternalContactChange, ImageMessage, LocationMessage, OtherEvent, TextMessage
 from bot.messages import render
-from handlers import help, location, my_transfers, pending, photo, stock, stock_chat, task, transfer, transfer_ship
+from handlers import (
+    customer,
+    help,
+    location,
+    my_transfers,
+    pending,
+    photo,
+    stock,
+    stock_chat,
+    task,
+    transfer,
+    transfer_ship,
+)
 from handlers.router import UNHANDLED, Context, Router
 from models.org import staff_by_userid
 from models.outbox import send_text
@@ -25,7 +37,7 @@ _CONVERSATIONAL = (TextMessage, ImageMessage, LocationMessage, CardClick)
 @cache
 def root_router() -> Router:
     root = Router("root")
-    for module in (stock_chat, stock, transfer, transfer_ship, pending, my_transfers, task, photo, location):
+    for module in (stock_chat, stock, transfer, transfer_ship, pending, my_transfers, customer, task, photo, location):
         root.include(module.router)
     root.include(help.router)  # last: its catch-all answers anything the others did not understand
     return root
@@ -42,6 +54,9 @@ async def dispatch(event: Event, deps: Deps, session: AsyncSession) -> None:
 
     A DomainError rolls back what the handler wrote (savepoint) and tells the user why, in their words.
     """
+    if isinstance(event, ExternalContactChange):  # from WeCom ("sys"), not from a person in the directory
+        await customer.on_contact_change(event, deps, session)
+        return
     now = deps.clock.now()
     user = await staff_by_userid(session, event.from_user)
     if user is None:

@@ -1,19 +1,40 @@
 """SQLAlchemy models and the domain rules that change them; importing this package registers every table."""
 
-from models import alert, catalog, conversation, count, inbox, org, outbox, points, retention, stock, task, transfer
+from models import (
+    alert,
+    campaign,
+    campaign_health,
+    catalog,
+    conversation,
+    count,
+    customer,
+    inbox,
+    org,
+    outbox,
+    points,
+    retention,
+    segment,
+    stock,
+    task,
+    transfer,
+)
 from models.base import Base
 
 __all__ = [
     "Base",
     "alert",
+    "campaign",
+    "campaign_health",
     "catalog",
     "conversation",
     "count",
+    "customer",
     "inbox",
     "org",
     "outbox",
     "points",
     "retention",
+    "segment",
     "stock",
     "task",
     "transfer",

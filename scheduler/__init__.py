@@ -28,10 +28,18 @@ class JobSpec:
 
 def job_specs(deps: Deps) -> list[JobSpec]:
     """Every scheduled job; each is idempotent (unique constraints), so two server processes may both run it."""
-    from scheduler import digest_jobs, retention_jobs, stock_jobs, task_jobs, transfer_jobs
+    from scheduler import (
+        campaign_jobs,
+        customer_jobs,
+        digest_jobs,
+        retention_jobs,
+        stock_jobs,
+        task_jobs,
+        transfer_jobs,
+    )
 
     specs: list[JobSpec] = []
-    for module in (stock_jobs, transfer_jobs, task_jobs, digest_jobs, retention_jobs):
+    for module in (stock_jobs, transfer_jobs, task_jobs, digest_jobs, retention_jobs, customer_jobs, campaign_jobs):
         specs.extend(module.jobs(deps))
     return specs
 

@@ -24,7 +24,7 @@ from models.stock import StockLevel, StockMove, book_move
 from tests.conftest import AppClient, auth
 
 DATA = Path(__file__).parent / "data"
-GOOD = [DATA / "import" / f"{kind}.csv" for kind in KINDS]
+GOOD = [DATA / "import" / f"{kind}.csv" for kind in KINDS if kind != "customers"]  # tests/test_customers_*
 Sessions = async_sessionmaker[AsyncSession]
 
 
@@ -80,7 +80,7 @@ async def test_csv_import_then_api_returns_the_row(
     sessions: Sessions, clock: FakeClock, make_client: Callable[..., Awaitable[AppClient]]
 ) -> None:
     reports = await import_files(sessions, reversed(GOOD), clock=clock)  # any order: stores go first
-    assert [r.kind for r in reports] == list(KINDS)
+    assert [r.kind for r in reports] == [k for k in KINDS if k != "customers"]
     assert [(r.created, r.updated, r.unchanged) for r in reports] == [(3, 0, 0), (7, 0, 0), (4, 0, 0), (5, 0, 0)]
     client = await make_client()
     r = await client.get("/api/stock", params={"store": "S001", "sku": "A001"}, headers=auth())

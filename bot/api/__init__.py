@@ -157,7 +157,12 @@ def date_param(request: web.Request, name: str, default: date) -> date:
 
 
 def setup_routes(app: web.Application) -> None:
-    from bot.api import alerts, dashboard, health, outbox, pos, stock, store_metrics, tasks, transfers
+    from bot.api import alerts, customer_board, dashboard, health, outbox, pos, stock, store_metrics, tasks, transfers
+    from bot.api import campaigns as campaigns_api
+    from bot.api import customers as customers_api
+    from bot.api import segments as segments_api
 
     for module in (health, stock, pos, alerts, store_metrics, transfers, tasks, outbox, dashboard):
         app.router.add_routes(module.routes)
+    for loop in (customers_api, segments_api, campaigns_api, customer_board):  # the customer loop (issue 13)
+        app.router.add_routes(loop.routes)

@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.inbox import WRITE_LOCK
 from bot.keys import DEPS, METRICS
 from models.alert import react
+from models.customer_sales import customer_sale
 from models.stock import Booked, SaleLineIn, book_receipt, book_sale
 
 routes = web.RouteTableDef()
@@ -40,6 +41,7 @@ class SaleIn(BaseModel):
     sold_at: AwareDatetime
     lines: list[SaleLine] = Field(min_length=1, max_length=MAX_LINES)
     customer_id: str | None = Field(None, max_length=128)
+    coupon_code: str | None = Field(None, max_length=64)
 
 
 class ReceiptLine(BaseModel):
@@ -115,8 +117,12 @@ async def post_sale(request: web.Request) -> web.Response:
             lines=[SaleLineIn(line.sku, line.qty, line.unit_price) for line in body.lines], now=now,
         )
         await _after(booked, deps.config, session, now)
+        extra = {} if booked.duplicate else await customer_sale(
+            session, sale_id=body.sale_id, store_id=booked.store_id, sold_at=body.sold_at, now=now,
+            total=sum((line.unit_price * line.qty for line in body.lines), Decimal(0)),
+            customer_id=body.customer_id, coupon_code=body.coupon_code)
     metrics.pos_sales.labels("duplicate" if booked.duplicate else "booked").inc()
-    return web.json_response({"sale_id": body.sale_id, "duplicate": booked.duplicate})
+    return web.json_response({"sale_id": body.sale_id, "duplicate": booked.duplicate, **extra})
 
 
 @routes.post("/api/stock/receipts")

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.sandbox.api import SANDBOX, faults
 from bot.sandbox.api import routes as api_routes
+from bot.sandbox.externalcontact import routes as externalcontact_routes
 from bot.sandbox.phone import STATIC
 from bot.sandbox.phone import routes as phone_routes
 from bot.sandbox.records import CallbackOutcome, Delivered, SandboxConfig, SandboxError
@@ -28,6 +29,7 @@ def create_sandbox_app(sandbox: Sandbox) -> web.Application:
     app = web.Application(middlewares=[faults], client_max_size=25 * 1024 * 1024)
     app[SANDBOX] = sandbox
     app.add_routes(api_routes)
+    app.add_routes(externalcontact_routes)
     app.add_routes(phone_routes)
     app.router.add_static("/static/", STATIC)
     return app

@@ -14,6 +14,7 @@ from bot.events import (
     CardClick,
     EnterAgent,
     Event,
+    ExternalContactChange,
     ImageMessage,
     LocationMessage,
     LocationReport,
@@ -169,5 +170,10 @@ def to_event(d: dict[str, Any]) -> Event:
         return CardClick(
             **base, key=_text(d, "EventKey"), task_id=_text(d, "TaskId"), card_type=_text(d, "CardType"),
             response_code=_text(d, "ResponseCode"), selected=_selected(d),
+        )
+    if name == "change_external_contact":
+        return ExternalContactChange(
+            **base, change_type=_text(d, "ChangeType"), user_id=_text(d, "UserID"),
+            external_userid=_text(d, "ExternalUserID"), state=_text(d, "State"), welcome_code=_text(d, "WelcomeCode"),
         )
     return OtherEvent(**base, msg_type=msg_type, event=event or None, raw=d)
