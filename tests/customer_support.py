@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import Settings
 from models.customer import Customer, CustomerTag
 from tests.conftest import TEST_POS_SECRET, AppClient
 from tests.factories import Chain
@@ -63,3 +66,16 @@ async def sell(client: AppClient, sale_id: str, customer_id: str | None, amount:
     r = await client.post("/api/pos/sales", data=raw, headers=signed(raw))
     assert r.status == 200, await r.text()
     return dict(await r.json())
+
+
+# Member history reaches back months, but a POS sale older than `pos.max_sale_age_days` (or ahead of the clock) is
+# refused (tests/test_pos_dates.py). Modules that post history import this fixture: the window opened wide.
+HISTORY_POS = {"max_sale_age_days": 3650, "max_sale_ahead_hours": 720}
+
+
+@pytest.fixture
+def make_settings(make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    def make(**sections: Any) -> Settings:
+        return make_settings(pos={**HISTORY_POS, **sections.pop("pos", {})}, **sections)
+
+    return make

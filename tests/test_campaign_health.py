@@ -18,12 +18,14 @@ from models.campaign import Coupon
 from models.customer import Customer
 from scheduler.campaign_jobs import campaign_tick, health_tick
 from tests.conftest import auth
-from tests.customer_support import Member, add_members, sell
+from tests.customer_support import Member, add_members, make_settings, sell
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
 from tests.test_campaigns import campaign_body, forty_members
 
 Sessions = async_sessionmaker[AsyncSession]
+
+__all__ = ["make_settings"]  # a fixture: the POS date window opened for member history
 
 
 def befriend_all(h: Harness) -> None:

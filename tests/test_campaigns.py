@@ -16,13 +16,15 @@ from models.campaign import Campaign, CampaignMember, Coupon
 from models.customer import Customer
 from scheduler.campaign_jobs import campaign_tick
 from tests.conftest import AppClient, auth
-from tests.customer_support import Member, add_members, sell
+from tests.customer_support import Member, add_members, make_settings, sell
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
 
 Sessions = async_sessionmaker[AsyncSession]
 EVERYONE = {"metric": "days_since_purchase", "op": ">=", "value": 0}
 HOLDOUT_SPRING = {"M15", "M20", "M25", "M27", "M31", "M37"}  # arm_of("spring", M01..M40, 10%), worked out once
+
+__all__ = ["make_settings"]  # a fixture: the POS date window opened for member history
 
 
 def campaign_body(key: str = "spring", **over: Any) -> dict[str, Any]:

@@ -10,12 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.keys import DEPS
 from scheduler.campaign_jobs import campaign_tick, health_tick
 from tests.conftest import auth
-from tests.customer_support import Member, add_members, sell
+from tests.customer_support import Member, add_members, make_settings, sell
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
 from tests.test_campaigns import campaign_body, forty_members
 
 Sessions = async_sessionmaker[AsyncSession]
+
+__all__ = ["make_settings"]  # a fixture: the POS date window opened for member history
 
 
 async def test_customer_profile_in_two_lines_without_the_full_phone(harness: Harness, sessions: Sessions,

@@ -12,11 +12,13 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from models.outbox import OutboundMessage
 from tests.conftest import AppClient, auth
-from tests.customer_support import Member, add_members, sell
+from tests.customer_support import Member, add_members, make_settings, sell
 from tests.factories import Chain
 from tests.test_campaigns import campaign_body, forty_members
 
 Sessions = async_sessionmaker[AsyncSession]
+
+__all__ = ["make_settings"]  # a fixture: the POS date window opened for member history
 
 
 async def test_stage_thresholds_come_from_config(

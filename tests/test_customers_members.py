@@ -15,12 +15,14 @@ from bot.importer import import_files
 from bot.sandbox.externalcontact import customer_adds, customer_deletes
 from models.customer import Customer, CustomerEvent, CustomerPurchase, CustomerTag
 from tests.conftest import AppClient, auth
-from tests.customer_support import Member, add_members, sell
+from tests.customer_support import Member, add_members, make_settings, sell
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
 
 DATA = Path(__file__).parent / "data" / "import"
 Sessions = async_sessionmaker[AsyncSession]
+
+__all__ = ["make_settings"]  # a fixture: the POS date window opened for member history
 
 
 async def member(sessions: Sessions, customer_id: str) -> Customer:

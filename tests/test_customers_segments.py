@@ -15,12 +15,14 @@ from bot.deps import Deps
 from bot.errors import ConfigError
 from scheduler.customer_jobs import rebuild_segments
 from tests.conftest import AppClient, auth
-from tests.customer_support import Member, add_members, sell
+from tests.customer_support import Member, add_members, make_settings, sell
 from tests.factories import Chain
 
 Sessions = async_sessionmaker[AsyncSession]
 SEED_HIGH_POTENTIAL = {"all": [{"metric": "purchases", "days": 30, "op": ">=", "value": 3},
                                {"metric": "avg_basket", "days": 30, "op": ">", "times_mean": 1.5}]}
+
+__all__ = ["make_settings"]  # a fixture: the POS date window opened for member history
 
 
 async def seed_stages(client: AppClient, sessions: Sessions, chain: Chain, clock: FakeClock) -> None:
