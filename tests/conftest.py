@@ -144,17 +144,29 @@ _PROJECT = Path(__file__).resolve().parent.parent
 _NOT_OURS = (_PROJECT / ".venv", _PROJECT / ".ci-venv", _PROJECT / "bot" / "sandbox")  # the sandbox has its own fixture
 
 
-def _ours(task: asyncio.Task[Any]) -> bool:
-    """The task runs project code that may touch the test database (its coroutine chain passes through our files)."""
+def _runs(task: asyncio.Task[Any], where: Callable[[Path], bool]) -> bool:
+    """Some coroutine in the task's await chain is code from a file `where` accepts."""
     coro: Any = task.get_coro()
     while coro is not None:
         code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
-        if code is not None:
-            path = Path(code.co_filename)
-            if path.is_relative_to(_PROJECT) and not any(path.is_relative_to(p) for p in _NOT_OURS):
-                return True
+        if code is not None and where(Path(code.co_filename)):
+            return True
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return False
+
+
+def _ours(task: asyncio.Task[Any]) -> bool:
+    """The task runs project code that may touch the test database (its coroutine chain passes through our files)."""
+    return _runs(task, lambda p: p.is_relative_to(_PROJECT) and not any(p.is_relative_to(n) for n in _NOT_OURS))
+
+
+def _closing_a_connection(task: asyncio.Task[Any]) -> bool:
+    """SQLAlchemy's own task that closes a connection whose user was cancelled mid-statement (the shielded
+    graceful close of an invalidated connection). It must finish while the loop still runs: a loop closed under
+    it leaves the aiosqlite thread to finish the statement (say, a BEGIN IMMEDIATE that waited for the lock) with
+    nobody to close the connection, so the lock stays taken and the next test's fixture gets "database is
+    locked", and the connection is later collected unclosed (ResourceWarning)."""
+    return _runs(task, lambda p: any(part in ("sqlalchemy", "aiosqlite", "asyncpg") for part in p.parts))
 
 
 async def _outlived(eng: AsyncEngine) -> str:
@@ -169,6 +181,10 @@ async def _outlived(eng: AsyncEngine) -> str:
         task.cancel()
     if stray:
         await asyncio.wait(stray, timeout=10)
+    closing = [t for t in asyncio.all_tasks() if t is not me and not t.done() and _closing_a_connection(t)]
+    if closing:  # not cancelled: cancelling them is what strands the connection
+        _, unfinished = await asyncio.wait(closing, timeout=60)
+        names += [f"{t.get_name()} (a connection close that did not finish)" for t in unfinished]
     held = eng.pool.checkedout() if isinstance(eng.pool, QueuePool) else 0
     problems = [f"task still running: {n}" for n in names]
     if held:
