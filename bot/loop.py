@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE_SECONDS = 3.0
+
 
 class DrainLoop:
-    """Runs `drain()` whenever woken, and every `poll_seconds` anyway; keeps strong references to its tasks and
-    cancels and awaits them on stop."""
+    """Runs `drain()` whenever woken, and every `poll_seconds` anyway; keeps strong references to its tasks; on stop
+    lets a drain under way finish (bounded by `STOP_GRACE_SECONDS`), then cancels and awaits them."""
 
     def __init__(self, name: str, drain: Callable[[], Awaitable[int]], poll_seconds: float) -> None:
         self.name = name
@@ -19,6 +21,7 @@ class DrainLoop:
         self._poll_seconds = poll_seconds
         self._wakeup = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -30,13 +33,21 @@ class DrainLoop:
             task.add_done_callback(self.tasks.discard)
 
     async def stop(self) -> None:
+        # A drain cancelled inside its transaction leaves SQLAlchemy closing the connection from a task of its own
+        # that nobody awaits; when the loop ends first, SQLite keeps that connection's write lock. So a drain under
+        # way may finish first; only one that overruns the grace is cancelled.
+        self._stopping = True
+        self._wakeup.set()
         tasks = list(self.tasks)
-        for task in tasks:
+        if not tasks:
+            return
+        _, overrun = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+        for task in overrun:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wakeup.clear()
             try:
                 await self._drain()
