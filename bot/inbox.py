@@ -9,17 +9,17 @@ holds "not before"), the user is told once that it is taking longer, and after m
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, Text, cast, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import handlers
@@ -30,12 +30,14 @@ from bot.loop import DrainLoop
 from bot.messages import render
 from bot.metrics import Metrics
 from bot.wecom.parse import to_event
+from bot.write_gate import WriteGate
 from models.inbox import InboundEvent
 from models.outbox import send_text
 
 log = logging.getLogger(__name__)
-# The in-process queue for SQLite's single writer, shared by the callback endpoint and the inbox worker.
-WRITE_LOCK = web.AppKey("inbox_write_lock", asyncio.Lock)
+# SQLite's single writer, queued in-process: shared by the callback endpoint, the POS API and the inbox worker.
+WRITE_LOCK = web.AppKey("inbox_write_lock", WriteGate)
+CLAIM_BATCH = 32  # events claimed per transaction; the transaction ends sooner when an ack is waiting
 
 
 def backoff_seconds(attempts: int, settings: InboxSettings) -> float:
@@ -43,9 +45,32 @@ def backoff_seconds(attempts: int, settings: InboxSettings) -> float:
     return float(min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** max(attempts - 1, 0)))
 
 
-def _expects_answer(payload: dict[str, Any]) -> bool:
+def _expects_answer(msg_type: str, event: str | None) -> bool:
     """Something a person sent on purpose (not a background event such as LOCATION or enter_agent)."""
-    return payload.get("MsgType") != "event" or payload.get("Event") == "template_card_event"
+    return msg_type != "event" or event == "template_card_event"
+
+
+class _Claimed(NamedTuple):
+    id: int
+    payload: str  # the stored JSON as text: decoded per event, so one undecodable row fails alone
+    attempts: int
+    from_user: str
+    msg_type: str
+    event: str | None
+
+
+def _claim(now: datetime, limit: int) -> Select[int, str, int, str, str, str | None]:
+    return (
+        select(InboundEvent.id, cast(InboundEvent.payload, Text), InboundEvent.attempts, InboundEvent.from_user,
+               InboundEvent.msg_type, InboundEvent.event)
+        .where(
+            InboundEvent.state == "pending",
+            or_(InboundEvent.claimed_until.is_(None), InboundEvent.claimed_until <= now),
+        )
+        .order_by(InboundEvent.received_at, InboundEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 class InboxWorker:
@@ -53,7 +78,7 @@ class InboxWorker:
 
     def __init__(
         self, deps: Deps, settings: InboxSettings, metrics: Metrics, *, name: str | None = None,
-        write_lock: asyncio.Lock | None = None,
+        write_lock: WriteGate | None = None,
     ) -> None:
         self.deps = deps
         self.write_lock = write_lock
@@ -61,13 +86,18 @@ class InboxWorker:
         self.metrics = metrics
         self.name = (name or f"{socket.gethostname()}:{os.getpid()}")[:64]
         self.loop = DrainLoop(f"inbox-worker-{self.name}", self.drain, settings.poll_seconds)
+        self._solo = 0  # after a failed commit of several events: take them one per transaction to find the culprit
 
     def _gate(self, session: AsyncSession) -> AbstractAsyncContextManager[Any]:
-        """SQLite has one writer at a time: queue for it in-process (FIFO, shared with the callback endpoint)
-        instead of on SQLite's busy timeout, whose sleeps would delay callback acks by hundreds of ms."""
-        if self.write_lock is not None and session.get_bind().dialect.name == "sqlite":
-            return self.write_lock
-        return nullcontext()
+        """Background work behind callback acks: on SQLite, wait for a calm moment and hold the one writer (in
+        process, instead of SQLite's busy timeout, whose sleeps would delay acks by up to 100 ms each); on
+        PostgreSQL only let the acks waiting right now go first."""
+        if self.write_lock is None:
+            return nullcontext()
+        return self.write_lock.background(exclusive=session.get_bind().dialect.name == "sqlite")
+
+    def _acks_waiting(self) -> bool:
+        return self.write_lock is not None and self.write_lock.urgent
 
     def wake(self) -> None:
         """A callback was stored: process it now instead of at the next poll."""
@@ -76,59 +106,74 @@ class InboxWorker:
     async def drain(self) -> int:
         """Process events until none is due; return how many were handled (done, retried or failed)."""
         handled = 0
-        while await self.process_one():
-            handled += 1
-        return handled
+        while True:
+            n = await self.process_batch()
+            if n is None:
+                return handled
+            handled += n
 
     async def process_one(self) -> bool:
         """Claim and process the oldest due event in one transaction; False when nothing is due."""
+        return await self.process_batch(1) is not None
+
+    async def process_batch(self, limit: int = CLAIM_BATCH) -> int | None:
+        """Claim up to `limit` due events and process them in ONE transaction, each in its own savepoint with its
+        inbox state, so a crash replays them and never half-applies one. The transaction commits early when a
+        callback ack is waiting. Returns how many were handled, None when nothing was due."""
+        if self._solo:
+            self._solo -= 1
+            limit = 1
         now = self.deps.clock.now()
-        claimed: tuple[int, dict[str, Any], int, str] | None = None
+        claimed: list[_Claimed] = []
+        outcomes: list[str] = []
         try:
             async with self.deps.sessions() as session, self._gate(session), session.begin():
-                stmt = (
-                    select(InboundEvent.id, InboundEvent.payload, InboundEvent.attempts, InboundEvent.from_user)
-                    .where(
-                        InboundEvent.state == "pending",
-                        or_(InboundEvent.claimed_until.is_(None), InboundEvent.claimed_until <= now),
-                    )
-                    .order_by(InboundEvent.received_at, InboundEvent.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
-                row = (await session.execute(stmt)).first()
-                if row is None:
-                    return False
-                event_id, payload, attempts, from_user = row
-                claimed = (event_id, payload, attempts, from_user)
-                try:
-                    async with session.begin_nested():
-                        await handlers.dispatch(to_event(payload), self.deps, session)
-                except Exception as err:  # any failure: undo the handler's writes, retry later
-                    outcome = await self._failed(session, event_id, payload, attempts + 1, from_user, err, now)
-                else:
-                    outcome = "done"
-                    await session.execute(
-                        update(InboundEvent)
-                        .where(InboundEvent.id == event_id)
-                        .values(state="done", processed_at=now, attempts=attempts + 1, claimed_by=self.name,
-                                claimed_until=None, last_error=None)
-                    )
+                rows = [_Claimed._make(row) for row in await session.execute(_claim(now, limit))]
+                if not rows:
+                    return None
+                for row in rows:
+                    if claimed and self._acks_waiting():
+                        break  # commit what is done; the rest stays pending for the next transaction
+                    claimed.append(row)
+                    outcomes.append(await self._process(session, row, now))
         except Exception as err:
-            if claimed is None:
+            if not claimed:
                 raise
+            if len(claimed) > 1:
+                log.warning("inbox: committing %s events failed, retrying them one by one: %s", len(claimed),
+                            f"{type(err).__name__}: {err}"[:500])
+                self._solo = len(claimed)
+                return 0
             # The commit itself failed (a deferred constraint, the connection lost): count the try, in a new
             # transaction, so the event backs off and eventually fails instead of being retried at every poll.
-            event_id, payload, attempts, from_user = claimed
             async with self.deps.sessions() as session, self._gate(session), session.begin():
-                outcome = await self._failed(session, event_id, payload, attempts + 1, from_user, err, now)
-        self.metrics.events_processed.labels(outcome).inc()
-        return True
+                outcomes = [await self._failed(session, claimed[0], claimed[0].attempts + 1, err, now)]
+        for outcome in outcomes:
+            self.metrics.events_processed.labels(outcome).inc()
+        return len(outcomes)
 
-    async def _failed(
-        self, session: AsyncSession, event_id: int, payload: dict[str, Any], attempts: int, from_user: str,
-        err: Exception, now: datetime,
-    ) -> str:
+    async def _process(self, session: AsyncSession, row: _Claimed, now: datetime) -> str:
+        """Dispatch one event inside a savepoint and record its state; the outcome for the metrics."""
+        try:
+            payload = json.loads(row.payload)
+        except (ValueError, RecursionError) as err:  # stored but unreadable: retrying cannot help
+            return await self._failed(session, row, self.settings.max_attempts, err, now)
+        try:
+            async with session.begin_nested():
+                await handlers.dispatch(to_event(payload), self.deps, session)
+        except Exception as err:  # any failure: undo the handler's writes, retry later
+            return await self._failed(session, row, row.attempts + 1, err, now)
+        await session.execute(
+            update(InboundEvent)
+            .where(InboundEvent.id == row.id)
+            .values(state="done", processed_at=now, attempts=row.attempts + 1, claimed_by=self.name,
+                    claimed_until=None, last_error=None)
+        )
+        return "done"
+
+    async def _failed(self, session: AsyncSession, row: _Claimed, attempts: int, err: BaseException,
+                      now: datetime) -> str:
+        event_id, from_user = row.id, row.from_user
         error = f"{type(err).__name__}: {err}"[:2000]
         values: dict[str, Any] = {"attempts": attempts, "last_error": error, "claimed_by": self.name}
         if attempts >= self.settings.max_attempts:
@@ -143,7 +188,7 @@ class InboxWorker:
             values["claimed_until"] = now + timedelta(seconds=delay)
             outcome = "retry"
         await session.execute(update(InboundEvent).where(InboundEvent.id == event_id).values(**values))
-        if _expects_answer(payload):
+        if _expects_answer(row.msg_type, row.event):
             # Once per event (dedupe_key): the user knows it arrived and need not send it again.
             await send_text(session, from_user, render("system_busy"), now=now, dedupe_key=f"inbox-busy:{event_id}")
         return outcome
