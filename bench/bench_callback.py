@@ -257,7 +257,17 @@ async def measure(name: str, argv: list[str], port: int, args: argparse.Namespac
             await wait_drained(db_url)
         return Run(name, burst, steady, cpu_us, drain_s)
     finally:
-        proc.terminate()
+        await stop(proc)
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL after 30 s: a bench must never leave a server behind."""
+    proc.terminate()
+    try:
+        async with asyncio.timeout(30):
+            await proc.wait()
+    except TimeoutError:
+        proc.kill()
         await proc.wait()
 
 

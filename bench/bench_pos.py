@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select
 
-from bench.bench_callback import create_pg_database, drop_pg_database, free_port, reader, wait_up
+from bench.bench_callback import create_pg_database, drop_pg_database, free_port, reader, stop, wait_up
 from bot.config import DatabaseSettings
 from bot.db import make_engine, upgrade
 from models.base import Base
@@ -268,8 +268,7 @@ async def measure(name: str, argv: list[str], port: int, bodies: list[bytes], ar
         n = len(bodies) - 50
         return Run(name, n, seconds, errors, (cpu_seconds(proc.pid) - cpu_before) / n * 1e6)
     finally:
-        proc.terminate()
-        await proc.wait()
+        await stop(proc)
 
 
 def write_config(folder: Path, port: int, db_url: str) -> Path:

@@ -1,9 +1,11 @@
 """The inbox worker: claims stored callbacks and hands them to handlers.dispatch, once each.
 
-Each event is processed in ONE transaction: claim the row (PostgreSQL: FOR UPDATE SKIP LOCKED, so several
-server processes share the work; SQLite: bot/db.py's BEGIN IMMEDIATE serialises writers), parse it, dispatch
-it and mark it done. The handler's writes, its replies (outbox rows) and "done" commit together, so a crash
-anywhere replays the event and never half-applies it. A failing event is retried with backoff (`claimed_until`
+A transaction claims up to CLAIM_BATCH due rows (PostgreSQL: FOR UPDATE SKIP LOCKED, so several server
+processes share the work; SQLite: bot/db.py's BEGIN IMMEDIATE serialises writers) and processes them in order,
+each in its own savepoint: parse, dispatch, mark done. An event's writes, its replies (outbox rows) and its
+"done" commit together, so a crash anywhere replays it and never half-applies it. The worker is background
+work on bot.write_gate.WriteGate: it starts a transaction when no callback ack is waiting, and commits early
+(after the event in hand) as soon as one is. A failing event is retried with backoff (`claimed_until`
 holds "not before"), the user is told once that it is taking longer, and after max_attempts it is marked failed.
 """
 
