@@ -142,7 +142,7 @@ async def paced(url: str, rate: float, seconds: float) -> Result:
 
 
 async def wait_up(port: int) -> None:
-    async with asyncio.timeout(60), aiohttp.ClientSession() as http:
+    async with asyncio.timeout(300), aiohttp.ClientSession() as http:  # a loaded machine imports slowly
         while True:
             try:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
@@ -262,6 +262,8 @@ async def measure(name: str, argv: list[str], port: int, args: argparse.Namespac
 
 async def stop(proc: asyncio.subprocess.Process) -> None:
     """SIGTERM, then SIGKILL after 30 s: a bench must never leave a server behind."""
+    if proc.returncode is not None:
+        return
     proc.terminate()
     try:
         async with asyncio.timeout(30):

@@ -21,11 +21,12 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from aiohttp import web
-from sqlalchemy import Select, Text, cast, or_, select, update
+from sqlalchemy import Select, Text, bindparam, cast, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import handlers
 from bot.config import InboxSettings
+from bot.db import Executemany
 from bot.deps import Deps
 from bot.keys import DEPS, INBOX, METRICS, SETTINGS
 from bot.loop import DrainLoop
@@ -33,6 +34,7 @@ from bot.messages import render
 from bot.metrics import Metrics
 from bot.wecom.parse import to_event
 from bot.write_gate import WriteGate
+from models.base import UTCDateTime
 from models.inbox import InboundEvent
 from models.outbox import send_text
 
@@ -50,6 +52,15 @@ def backoff_seconds(attempts: int, settings: InboxSettings) -> float:
 def _expects_answer(msg_type: str, event: str | None) -> bool:
     """Something a person sent on purpose (not a background event such as LOCATION or enter_agent)."""
     return msg_type != "event" or event == "template_card_event"
+
+
+_INBOX = InboundEvent.metadata.tables[InboundEvent.__tablename__]
+_MARK_DONE = Executemany(
+    update(_INBOX).where(_INBOX.c.id == bindparam("_id")).values(
+        state="done", processed_at=bindparam("_now", type_=UTCDateTime()), attempts=bindparam("_attempts"),
+        claimed_by=bindparam("_by"), claimed_until=None, last_error=None,
+    )
+)
 
 
 class _Claimed(NamedTuple):
@@ -133,11 +144,16 @@ class InboxWorker:
                 rows = [_Claimed._make(row) for row in await session.execute(_claim(now, limit))]
                 if not rows:
                     return None
+                done: list[dict[str, Any]] = []
                 for row in rows:
                     if claimed and self._acks_waiting():
                         break  # commit what is done; the rest stays pending for the next transaction
                     claimed.append(row)
-                    outcomes.append(await self._process(session, row, now))
+                    outcome = await self._process(session, row, now)
+                    outcomes.append(outcome)
+                    if outcome == "done":
+                        done.append({"_id": row.id, "_attempts": row.attempts + 1, "_now": now, "_by": self.name})
+                await _MARK_DONE.run(await session.connection(), done)  # all in one executemany, same transaction
         except Exception as err:
             if not claimed:
                 raise
@@ -165,13 +181,7 @@ class InboxWorker:
                 await handlers.dispatch(to_event(payload), self.deps, session)
         except Exception as err:  # any failure: undo the handler's writes, retry later
             return await self._failed(session, row, row.attempts + 1, err, now)
-        await session.execute(
-            update(InboundEvent)
-            .where(InboundEvent.id == row.id)
-            .values(state="done", processed_at=now, attempts=row.attempts + 1, claimed_by=self.name,
-                    claimed_until=None, last_error=None)
-        )
-        return "done"
+        return "done"  # marked with the others of its transaction, by _MARK_DONE
 
     async def _failed(self, session: AsyncSession, row: _Claimed, attempts: int, err: BaseException,
                       now: datetime) -> str:
