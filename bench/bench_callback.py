@@ -141,9 +141,11 @@ async def paced(url: str, rate: float, seconds: float) -> Result:
         return Result(n, time.perf_counter() - started, lat, oks.count(False))
 
 
-async def wait_up(port: int) -> None:
+async def wait_up(port: int, proc: asyncio.subprocess.Process | None = None) -> None:
     async with asyncio.timeout(300), aiohttp.ClientSession() as http:  # a loaded machine imports slowly
         while True:
+            if proc is not None and proc.returncode is not None:
+                raise SystemExit(f"the server on port {port} exited with {proc.returncode} before answering")
             try:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
                     await r.read()
@@ -245,7 +247,7 @@ async def measure(name: str, argv: list[str], port: int, args: argparse.Namespac
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
                                                 stderr=asyncio.subprocess.DEVNULL)
     try:
-        await wait_up(port)
+        await wait_up(port, proc)
         url = f"http://127.0.0.1:{port}{PATH}"
         await closed_loop(url, 200, args.concurrency)  # warm up
         cpu_before = cpu_seconds(proc.pid)

@@ -38,7 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select
 
-from bench.bench_callback import create_pg_database, drop_pg_database, free_port, reader, stop, wait_up
+from bench.bench_callback import (
+    AES_KEY,
+    CORP,
+    TOKEN,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    reader,
+    stop,
+    wait_up,
+)
 from bot.config import DatabaseSettings
 from bot.db import make_engine, upgrade
 from models.base import Base
@@ -257,10 +267,11 @@ async def post_all(url: str, bodies: list[bytes], concurrency: int) -> tuple[flo
 
 
 async def measure(name: str, argv: list[str], port: int, bodies: list[bytes], args: argparse.Namespace) -> Run:
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.DEVNULL)
+    log = Path(tempfile.gettempdir()) / f"bench-pos-{port}.log"  # the server's own errors, if it fails to start
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL, stderr=out)
     try:
-        await wait_up(port)
+        await wait_up(port, proc)
         url = f"http://127.0.0.1:{port}{PATH}"
         await post_all(url, bodies[:50], args.concurrency)  # warm up
         cpu_before = cpu_seconds(proc.pid)
@@ -275,6 +286,8 @@ def write_config(folder: Path, port: int, db_url: str) -> Path:
     cfg = folder / f"pos-{port}.toml"
     cfg.write_text(
         f'[server]\nport = {port}\ndata_dir = "{folder / "data"}"\n[database]\nurl = "{db_url}"\n'
+        f'[wecom]\ncorp_id = "{CORP}"\nsecret = "x"\ntoken = "{TOKEN}"\nencoding_aes_key = "{AES_KEY}"\n'
+        'api_base = "http://127.0.0.1:9"\n'
         f'[pos]\nwebhook_secret = "{SECRET}"\n[scheduler]\nenabled = false\n[inbox]\nworkers = 0\n'
         '[outbox]\nbackground = false\n',
         encoding="utf-8",
