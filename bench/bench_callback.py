@@ -3,10 +3,14 @@
 Both servers run as their own processes on loopback; this process is the load generator (WeCom). For each server:
 a closed-loop run (REQUESTS requests at CONCURRENCY in flight) gives throughput and p50/p99, and a paced run
 (RATE req/s for SECONDS) gives the p99 WeCom would see at a steady load. The real server runs on a SQLite file
-database, once with the inbox worker off (accept only) and once with one worker processing every event.
+database and on PostgreSQL (a database of its own, created and dropped here), once with the inbox worker off
+(accept only) and once with one worker processing every event. With the worker, the bench waits after each run
+until every event is done (the backlog the burst left, drained at the worker's own pace) and checks that none
+is left pending or failed. The outbox worker is off (bench_outbox.py measures it): replies stay queued.
 
 Run from the repository root: python bench/bench_callback.py [--requests 2000] [--concurrency 20] [--rate 200]
-Goals: real throughput ≥ 50% of bare; real p99 < 50 ms at 200 req/s.
+[--db sqlite,postgresql] [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+Goals: real throughput ≥ 50% of bare; real p99 < 50 ms at 200 req/s, with and without the worker.
 """
 
 from __future__ import annotations
@@ -29,10 +33,14 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
 from bot.config import DatabaseSettings
 from bot.db import make_engine, session_factory, upgrade
 from bot.wecom.crypto import CallbackCrypto
 from models.base import Base
+from models.inbox import InboundEvent
 
 TOKEN, AES_KEY, CORP = "benchToken", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wwbenchcorp"
 PATH = "/wecom/callback"
@@ -133,15 +141,67 @@ async def paced(url: str, rate: float, seconds: float) -> Result:
         return Result(n, time.perf_counter() - started, lat, oks.count(False))
 
 
-async def wait_up(port: int) -> None:
-    async with asyncio.timeout(60), aiohttp.ClientSession() as http:
+async def wait_up(port: int, proc: asyncio.subprocess.Process | None = None) -> None:
+    async with asyncio.timeout(300), aiohttp.ClientSession() as http:  # a loaded machine imports slowly
         while True:
+            if proc is not None and proc.returncode is not None:
+                raise SystemExit(f"the server on port {port} exited with {proc.returncode} before answering")
             try:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
                     await r.read()
                     return
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.1)
+
+
+async def create_pg_database(admin_url: str) -> str:
+    """A fresh database next to admin_url's; returns its URL."""
+    name = f"storebot_bench_{secrets.token_hex(4)}"
+    engine = make_engine(DatabaseSettings(url=admin_url))
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f"CREATE DATABASE {name}"))
+    await engine.dispose()
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_pg_database(admin_url: str, url: str) -> None:
+    engine = make_engine(DatabaseSettings(url=admin_url))
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)"))
+    await engine.dispose()
+
+
+def reader(url: str) -> AsyncEngine:
+    """A plain engine for looking: make_engine's BEGIN IMMEDIATE would take SQLite's write lock from the server."""
+    return create_async_engine(url)
+
+
+async def inbox_counts(url: str) -> dict[str, int]:
+    engine = reader(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(InboundEvent.state, func.count()).group_by(InboundEvent.state))
+            return {str(state): int(n) for state, n in rows.all()}
+    finally:
+        await engine.dispose()
+
+
+async def wait_drained(url: str, limit: float = 300.0) -> float:
+    """Seconds until no inbox row is pending (the worker has processed every event so far)."""
+    started = time.perf_counter()
+    pending = select(func.count()).select_from(InboundEvent).where(InboundEvent.state == "pending")
+    engine = reader(url)
+    try:
+        async with asyncio.timeout(limit), engine.connect() as conn:
+            while True:
+                if not (await conn.execute(pending)).scalar_one():
+                    return time.perf_counter() - started
+                await conn.rollback()  # a fresh snapshot next time
+                await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
 
 
 async def prepare_db(url: str) -> None:
@@ -157,11 +217,12 @@ async def prepare_db(url: str) -> None:
 
 
 def write_config(folder: Path, port: int, db_url: str, workers: int) -> Path:
-    cfg = folder / f"bench-{workers}.toml"
+    cfg = folder / f"bench-{port}.toml"
     cfg.write_text(
         f'[server]\nport = {port}\ndata_dir = "{folder / "data"}"\n[database]\nurl = "{db_url}"\n'
         f'[wecom]\ncorp_id = "{CORP}"\nsecret = "x"\ntoken = "{TOKEN}"\nencoding_aes_key = "{AES_KEY}"\n'
-        f'api_base = "http://127.0.0.1:9"\n[scheduler]\nenabled = false\n[inbox]\nworkers = {workers}\n',
+        f'api_base = "http://127.0.0.1:9"\n[scheduler]\nenabled = false\n[inbox]\nworkers = {workers}\n'
+        '[outbox]\nbackground = false\n',
         encoding="utf-8",
     )
     return cfg
@@ -179,65 +240,106 @@ class Run:
     burst: Result
     steady: Result
     cpu_us: float  # server CPU per request in the burst: what the server costs, whatever else shares the machine
+    drain_s: float = 0.0  # with the worker: how long after the burst until every event was done
 
 
-async def measure(name: str, argv: list[str], port: int, args: argparse.Namespace) -> Run:
+async def measure(name: str, argv: list[str], port: int, args: argparse.Namespace, db_url: str | None = None) -> Run:
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
                                                 stderr=asyncio.subprocess.DEVNULL)
     try:
-        await wait_up(port)
+        await wait_up(port, proc)
         url = f"http://127.0.0.1:{port}{PATH}"
         await closed_loop(url, 200, args.concurrency)  # warm up
         cpu_before = cpu_seconds(proc.pid)
         burst = await closed_loop(url, args.requests, args.concurrency)
         cpu_us = (cpu_seconds(proc.pid) - cpu_before) / args.requests * 1e6
+        drain_s = await wait_drained(db_url) if db_url else 0.0  # the paced run starts with an empty inbox
         steady = await paced(url, args.rate, args.seconds)
-        return Run(name, burst, steady, cpu_us)
+        if db_url:
+            await wait_drained(db_url)
+        return Run(name, burst, steady, cpu_us, drain_s)
     finally:
-        proc.terminate()
+        await stop(proc)
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL after 30 s: a bench must never leave a server behind."""
+    if proc.returncode is not None:
+        return
+    proc.terminate()
+    try:
+        async with asyncio.timeout(30):
+            await proc.wait()
+    except TimeoutError:
+        proc.kill()
         await proc.wait()
 
 
-BARE, OFF, ON = "bare decrypt-only handler", "storebot serve, inbox worker off", "storebot serve, 1 inbox worker"
+BARE = "bare decrypt-only handler"
+
+
+def label(db: str, workers: int) -> str:
+    return f"{db}, " + ("1 inbox worker" if workers else "inbox worker off")
 
 
 async def main(args: argparse.Namespace) -> None:
     runs: list[Run] = []
+    dbs = [d.strip() for d in args.db.split(",") if d.strip()]
+    urls: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        db_url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
-        await prepare_db(db_url)
-        for _ in range(args.rounds):  # alternate the servers so a noisy neighbour hurts them alike
-            port = free_port()
-            runs.append(await measure(BARE, [sys.executable, __file__, "--bare-server", str(port)], port, args))
-            for workers, label in ((0, OFF), (1, ON)):
+        for db in dbs:
+            urls[db] = (f"sqlite+aiosqlite:///{folder / 'bench.db'}" if db == "sqlite"
+                        else await create_pg_database(args.pg_url))
+            await prepare_db(urls[db])
+        try:
+            for _ in range(args.rounds):  # alternate the servers so a noisy neighbour hurts them alike
                 port = free_port()
-                cfg = write_config(folder, port, db_url, workers)
-                argv = [sys.executable, "-m", "bot", "serve", "--config", str(cfg)]
-                runs.append(await measure(label, argv, port, args))
+                runs.append(await measure(BARE, [sys.executable, __file__, "--bare-server", str(port)], port, args))
+                for db in dbs:
+                    for workers in (0, 1):
+                        port = free_port()
+                        cfg = write_config(folder, port, urls[db], workers)
+                        argv = [sys.executable, "-m", "bot", "serve", "--config", str(cfg)]
+                        runs.append(await measure(label(db, workers), argv, port, args,
+                                                  urls[db] if workers else None))
+            counts = {db: await inbox_counts(url) for db, url in urls.items()}
+        finally:
+            for db, url in urls.items():
+                if db != "sqlite":
+                    await drop_pg_database(args.pg_url, url)
+    report(runs, dbs, counts, args)
+
+
+def report(runs: list[Run], dbs: list[str], counts: dict[str, dict[str, int]], args: argparse.Namespace) -> None:
     print(f"\ncallback ack over loopback: {args.requests} requests at concurrency {args.concurrency}, then paced "
-          f"{args.rate:.0f} req/s for {args.seconds:.0f} s; SQLite file database; {os.cpu_count()} CPUs; "
+          f"{args.rate:.0f} req/s for {args.seconds:.0f} s; {', '.join(dbs)}; {os.cpu_count()} CPUs; "
           f"{args.rounds} rounds")
     print(f"{'server':34} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} {'errors':>6} | "
-          f"{'paced p50':>9} {'paced p99':>9}")
+          f"{'paced p50':>9} {'paced p99':>9} | {'drained':>7}")
     for r in runs:
         print(f"{r.name:34} {r.burst.rps:7.0f} {r.burst.pct(50):7.2f} {r.burst.pct(99):7.2f} {r.cpu_us:10.0f} "
-              f"{r.burst.errors + r.steady.errors:6d} | {r.steady.pct(50):9.2f} {r.steady.pct(99):9.2f}")
+              f"{r.burst.errors + r.steady.errors:6d} | {r.steady.pct(50):9.2f} {r.steady.pct(99):9.2f} | "
+              f"{r.drain_s:6.1f}s")
+    for db in dbs:
+        print(f"{db} inbox at the end: {counts[db]} (with the worker, every event must be done)")
 
     bares = [r for r in runs if r.name == BARE]
     print(f"\nper round, against that round's bare run (the machine is shared: pairs cancel most of the noise); "
           f"median of {args.rounds}:")
-    for name in (OFF, ON):
+    for name in (label(db, w) for db in dbs for w in (0, 1)):
         reals = [r for r in runs if r.name == name]
         ratios = [real.burst.rps / bare.burst.rps for real, bare in zip(reals, bares, strict=True)]
         cpu_ratios = [bare.cpu_us / real.cpu_us for real, bare in zip(reals, bares, strict=True)]
         p99s = [r.steady.pct(99) for r in reals]
         ratio, p99 = statistics.median(ratios), statistics.median(p99s)
+        drained = (f"; the burst's backlog done {statistics.median(r.drain_s for r in reals):.1f} s after it"
+                   if "worker off" not in name else "")
         print(f"{name}: throughput {', '.join(f'{x:.0%}' for x in ratios)} of bare → median {ratio:.0%} "
               f"(goal ≥ 50%: {'met' if ratio >= 0.5 else 'MISSED'}); bare's CPU per request is "
               f"{statistics.median(cpu_ratios):.0%} of this one's; paced p99 at {args.rate:.0f} req/s "
               f"{', '.join(f'{x:.1f}' for x in p99s)} ms → median {p99:.1f} ms "
-              f"(goal < 50 ms: {'met' if p99 < 50 else 'MISSED'})")
+              f"(goal < 50 ms: {'met' if p99 < 50 else 'MISSED'}){drained}")
 
 
 if __name__ == "__main__":
@@ -247,6 +349,9 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+                        help="a PostgreSQL server to create the bench database on")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.bare_server:

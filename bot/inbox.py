@@ -1,41 +1,47 @@
 """The inbox worker: claims stored callbacks and hands them to handlers.dispatch, once each.
 
-Each event is processed in ONE transaction: claim the row (PostgreSQL: FOR UPDATE SKIP LOCKED, so several
-server processes share the work; SQLite: bot/db.py's BEGIN IMMEDIATE serialises writers), parse it, dispatch
-it and mark it done. The handler's writes, its replies (outbox rows) and "done" commit together, so a crash
-anywhere replays the event and never half-applies it. A failing event is retried with backoff (`claimed_until`
+A transaction claims up to CLAIM_BATCH due rows (PostgreSQL: FOR UPDATE SKIP LOCKED, so several server
+processes share the work; SQLite: bot/db.py's BEGIN IMMEDIATE serialises writers) and processes them in order,
+each in its own savepoint: parse, dispatch, mark done. An event's writes, its replies (outbox rows) and its
+"done" commit together, so a crash anywhere replays it and never half-applies it. The worker is background
+work on bot.write_gate.WriteGate: it starts a transaction when no callback ack is waiting, and commits early
+(after the event in hand) as soon as one is. A failing event is retried with backoff (`claimed_until`
 holds "not before"), the user is told once that it is taking longer, and after max_attempts it is marked failed.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, Text, bindparam, cast, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import handlers
 from bot.config import InboxSettings
+from bot.db import Executemany
 from bot.deps import Deps
 from bot.keys import DEPS, INBOX, METRICS, SETTINGS
 from bot.loop import DrainLoop
 from bot.messages import render
 from bot.metrics import Metrics
 from bot.wecom.parse import to_event
+from bot.write_gate import WriteGate
+from models.base import UTCDateTime
 from models.inbox import InboundEvent
 from models.outbox import send_text
 
 log = logging.getLogger(__name__)
-# The in-process queue for SQLite's single writer, shared by the callback endpoint and the inbox worker.
-WRITE_LOCK = web.AppKey("inbox_write_lock", asyncio.Lock)
+# SQLite's single writer, queued in-process: shared by the callback endpoint, the POS API and the inbox worker.
+WRITE_LOCK = web.AppKey("inbox_write_lock", WriteGate)
+CLAIM_BATCH = 32  # events claimed per transaction; the transaction ends sooner when an ack is waiting
 
 
 def backoff_seconds(attempts: int, settings: InboxSettings) -> float:
@@ -43,9 +49,41 @@ def backoff_seconds(attempts: int, settings: InboxSettings) -> float:
     return float(min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** max(attempts - 1, 0)))
 
 
-def _expects_answer(payload: dict[str, Any]) -> bool:
+def _expects_answer(msg_type: str, event: str | None) -> bool:
     """Something a person sent on purpose (not a background event such as LOCATION or enter_agent)."""
-    return payload.get("MsgType") != "event" or payload.get("Event") == "template_card_event"
+    return msg_type != "event" or event == "template_card_event"
+
+
+_INBOX = InboundEvent.metadata.tables[InboundEvent.__tablename__]
+_MARK_DONE = Executemany(
+    update(_INBOX).where(_INBOX.c.id == bindparam("_id")).values(
+        state="done", processed_at=bindparam("_now", type_=UTCDateTime()), attempts=bindparam("_attempts"),
+        claimed_by=bindparam("_by"), claimed_until=None, last_error=None,
+    )
+)
+
+
+class _Claimed(NamedTuple):
+    id: int
+    payload: str  # the stored JSON as text: decoded per event, so one undecodable row fails alone
+    attempts: int
+    from_user: str
+    msg_type: str
+    event: str | None
+
+
+def _claim(now: datetime, limit: int) -> Select[int, str, int, str, str, str | None]:
+    return (
+        select(InboundEvent.id, cast(InboundEvent.payload, Text), InboundEvent.attempts, InboundEvent.from_user,
+               InboundEvent.msg_type, InboundEvent.event)
+        .where(
+            InboundEvent.state == "pending",
+            or_(InboundEvent.claimed_until.is_(None), InboundEvent.claimed_until <= now),
+        )
+        .order_by(InboundEvent.received_at, InboundEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 class InboxWorker:
@@ -53,7 +91,7 @@ class InboxWorker:
 
     def __init__(
         self, deps: Deps, settings: InboxSettings, metrics: Metrics, *, name: str | None = None,
-        write_lock: asyncio.Lock | None = None,
+        write_lock: WriteGate | None = None,
     ) -> None:
         self.deps = deps
         self.write_lock = write_lock
@@ -61,13 +99,18 @@ class InboxWorker:
         self.metrics = metrics
         self.name = (name or f"{socket.gethostname()}:{os.getpid()}")[:64]
         self.loop = DrainLoop(f"inbox-worker-{self.name}", self.drain, settings.poll_seconds)
+        self._solo = 0  # after a failed commit of several events: take them one per transaction to find the culprit
 
     def _gate(self, session: AsyncSession) -> AbstractAsyncContextManager[Any]:
-        """SQLite has one writer at a time: queue for it in-process (FIFO, shared with the callback endpoint)
-        instead of on SQLite's busy timeout, whose sleeps would delay callback acks by hundreds of ms."""
-        if self.write_lock is not None and session.get_bind().dialect.name == "sqlite":
-            return self.write_lock
-        return nullcontext()
+        """Background work behind callback acks: on SQLite, wait for a calm moment and hold the one writer (in
+        process, instead of SQLite's busy timeout, whose sleeps would delay acks by up to 100 ms each); on
+        PostgreSQL only let the acks waiting right now go first."""
+        if self.write_lock is None:
+            return nullcontext()
+        return self.write_lock.background(exclusive=session.get_bind().dialect.name == "sqlite")
+
+    def _acks_waiting(self) -> bool:
+        return self.write_lock is not None and self.write_lock.urgent
 
     def wake(self) -> None:
         """A callback was stored: process it now instead of at the next poll."""
@@ -76,59 +119,73 @@ class InboxWorker:
     async def drain(self) -> int:
         """Process events until none is due; return how many were handled (done, retried or failed)."""
         handled = 0
-        while await self.process_one():
-            handled += 1
-        return handled
+        while True:
+            n = await self.process_batch()
+            if n is None:
+                return handled
+            handled += n
 
     async def process_one(self) -> bool:
         """Claim and process the oldest due event in one transaction; False when nothing is due."""
+        return await self.process_batch(1) is not None
+
+    async def process_batch(self, limit: int = CLAIM_BATCH) -> int | None:
+        """Claim up to `limit` due events and process them in ONE transaction, each in its own savepoint with its
+        inbox state, so a crash replays them and never half-applies one. The transaction commits early when a
+        callback ack is waiting. Returns how many were handled, None when nothing was due."""
+        if self._solo:
+            self._solo -= 1
+            limit = 1
         now = self.deps.clock.now()
-        claimed: tuple[int, dict[str, Any], int, str] | None = None
+        claimed: list[_Claimed] = []
+        outcomes: list[str] = []
         try:
             async with self.deps.sessions() as session, self._gate(session), session.begin():
-                stmt = (
-                    select(InboundEvent.id, InboundEvent.payload, InboundEvent.attempts, InboundEvent.from_user)
-                    .where(
-                        InboundEvent.state == "pending",
-                        or_(InboundEvent.claimed_until.is_(None), InboundEvent.claimed_until <= now),
-                    )
-                    .order_by(InboundEvent.received_at, InboundEvent.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
-                row = (await session.execute(stmt)).first()
-                if row is None:
-                    return False
-                event_id, payload, attempts, from_user = row
-                claimed = (event_id, payload, attempts, from_user)
-                try:
-                    async with session.begin_nested():
-                        await handlers.dispatch(to_event(payload), self.deps, session)
-                except Exception as err:  # any failure: undo the handler's writes, retry later
-                    outcome = await self._failed(session, event_id, payload, attempts + 1, from_user, err, now)
-                else:
-                    outcome = "done"
-                    await session.execute(
-                        update(InboundEvent)
-                        .where(InboundEvent.id == event_id)
-                        .values(state="done", processed_at=now, attempts=attempts + 1, claimed_by=self.name,
-                                claimed_until=None, last_error=None)
-                    )
+                rows = [_Claimed._make(row) for row in await session.execute(_claim(now, limit))]
+                if not rows:
+                    return None
+                done: list[dict[str, Any]] = []
+                for row in rows:
+                    if claimed and self._acks_waiting():
+                        break  # commit what is done; the rest stays pending for the next transaction
+                    claimed.append(row)
+                    outcome = await self._process(session, row, now)
+                    outcomes.append(outcome)
+                    if outcome == "done":
+                        done.append({"_id": row.id, "_attempts": row.attempts + 1, "_now": now, "_by": self.name})
+                await _MARK_DONE.run(await session.connection(), done)  # all in one executemany, same transaction
         except Exception as err:
-            if claimed is None:
+            if not claimed:
                 raise
+            if len(claimed) > 1:
+                log.warning("inbox: committing %s events failed, retrying them one by one: %s", len(claimed),
+                            f"{type(err).__name__}: {err}"[:500])
+                self._solo = len(claimed)
+                return 0
             # The commit itself failed (a deferred constraint, the connection lost): count the try, in a new
             # transaction, so the event backs off and eventually fails instead of being retried at every poll.
-            event_id, payload, attempts, from_user = claimed
             async with self.deps.sessions() as session, self._gate(session), session.begin():
-                outcome = await self._failed(session, event_id, payload, attempts + 1, from_user, err, now)
-        self.metrics.events_processed.labels(outcome).inc()
-        return True
+                outcomes = [await self._failed(session, claimed[0], claimed[0].attempts + 1, err, now)]
+        for outcome in outcomes:
+            self.metrics.events_processed.labels(outcome).inc()
+        return len(outcomes)
 
-    async def _failed(
-        self, session: AsyncSession, event_id: int, payload: dict[str, Any], attempts: int, from_user: str,
-        err: Exception, now: datetime,
-    ) -> str:
+    async def _process(self, session: AsyncSession, row: _Claimed, now: datetime) -> str:
+        """Dispatch one event inside a savepoint and record its state; the outcome for the metrics."""
+        try:
+            payload = json.loads(row.payload)
+        except (ValueError, RecursionError) as err:  # stored but unreadable: retrying cannot help
+            return await self._failed(session, row, self.settings.max_attempts, err, now)
+        try:
+            async with session.begin_nested():
+                await handlers.dispatch(to_event(payload), self.deps, session)
+        except Exception as err:  # any failure: undo the handler's writes, retry later
+            return await self._failed(session, row, row.attempts + 1, err, now)
+        return "done"  # marked with the others of its transaction, by _MARK_DONE
+
+    async def _failed(self, session: AsyncSession, row: _Claimed, attempts: int, err: BaseException,
+                      now: datetime) -> str:
+        event_id, from_user = row.id, row.from_user
         error = f"{type(err).__name__}: {err}"[:2000]
         values: dict[str, Any] = {"attempts": attempts, "last_error": error, "claimed_by": self.name}
         if attempts >= self.settings.max_attempts:
@@ -143,7 +200,7 @@ class InboxWorker:
             values["claimed_until"] = now + timedelta(seconds=delay)
             outcome = "retry"
         await session.execute(update(InboundEvent).where(InboundEvent.id == event_id).values(**values))
-        if _expects_answer(payload):
+        if _expects_answer(row.msg_type, row.event):
             # Once per event (dedupe_key): the user knows it arrived and need not send it again.
             await send_text(session, from_user, render("system_busy"), now=now, dedupe_key=f"inbox-busy:{event_id}")
         return outcome

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, case, func, literal, or_, select, update
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    UniqueConstraint,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
@@ -138,6 +151,51 @@ def _latest(column: InstrumentedAttribute[datetime | None], at: datetime) -> Col
     return case((or_(column.is_(None), column < stamp), stamp), else_=column)
 
 
+async def book_moves(
+    session: AsyncSession, *, store_id: int, qtys: Mapping[int, int], kind: str, at: datetime, ref: str | None = None,
+    actor: str | None = None,
+) -> list[MoveResult]:
+    """book_move for several SKUs of one store moved by one event (a sale, a receipt), set-based: one UPDATE of
+    the levels RETURNING the balances (missing levels created, then updated), one INSERT of all the moves.
+    The same rows and balances as a book_move per SKU in sku_id order; on PostgreSQL the level rows are
+    locked in that order first, so two sales never wait on each other crosswise."""
+    if kind not in MOVE_KINDS:
+        raise ValueError(f"unknown stock move kind {kind!r}")
+    if not qtys:
+        return []
+    balances = await _add_to_levels(session, store_id, qtys, kind, at)
+    missing = sorted(set(qtys) - set(balances))
+    if missing:
+        for sku_id in missing:
+            await ensure_level(session, store_id, sku_id)
+        balances.update(await _add_to_levels(session, store_id, {k: qtys[k] for k in missing}, kind, at))
+    order = sorted(qtys)
+    await session.execute(insert(StockMove), [
+        {"store_id": store_id, "sku_id": k, "kind": kind, "qty": qtys[k], "balance_after": balances[k], "ref": ref,
+         "actor": actor, "note": None, "created_at": at}
+        for k in order
+    ])
+    return [MoveResult(store_id, k, qtys[k], balances[k]) for k in order]
+
+
+async def _add_to_levels(
+    session: AsyncSession, store_id: int, qtys: Mapping[int, int], kind: str, at: datetime
+) -> dict[int, int]:
+    """on_hand += qty for the SKUs' existing levels; their new balances by sku_id."""
+    where = (StockLevel.store_id == store_id, StockLevel.sku_id.in_(sorted(qtys)))
+    if dialect_name(session) == "postgresql":
+        await session.execute(select(StockLevel.id).where(*where).order_by(StockLevel.sku_id).with_for_update())
+    values: dict[str, object] = {"on_hand": StockLevel.on_hand + case(dict(qtys), value=StockLevel.sku_id),
+                                 "last_moved_at": _latest(StockLevel.last_moved_at, at)}
+    if kind == "sale":
+        values["last_sold_at"] = _latest(StockLevel.last_sold_at, at)
+    stmt = (
+        update(StockLevel).where(*where).values(**values).returning(StockLevel.sku_id, StockLevel.on_hand)
+        .execution_options(synchronize_session=False)
+    )
+    return {int(sku_id): int(on_hand) for sku_id, on_hand in (await session.execute(stmt)).all()}
+
+
 async def get_level(session: AsyncSession, store_id: int, sku_id: int) -> StockLevel | None:
     stmt = select(StockLevel).where(StockLevel.store_id == store_id, StockLevel.sku_id == sku_id)
     return (await session.execute(stmt)).scalar_one_or_none()
@@ -242,13 +300,13 @@ async def book_sale(
     ).scalar_one_or_none()
     if sale_pk is None:
         return Booked(duplicate=True, store_id=store_id)
-    session.add_all(
-        SaleLine(sale_pk=sale_pk, sku_id=ids[line.sku], qty=line.qty, unit_price=line.unit_price) for line in lines
-    )
+    await session.execute(insert(SaleLine), [
+        {"sale_pk": sale_pk, "sku_id": ids[line.sku], "qty": line.qty, "unit_price": line.unit_price}
+        for line in lines
+    ])
     merged = _merged([(ids[line.sku], line.qty) for line in lines])
-    for sku_id in sorted(merged):  # a fixed order, so two sales never lock the same levels crosswise
-        await book_move(session, store_id=store_id, sku_id=sku_id, kind="sale", qty=-merged[sku_id], at=sold_at,
-                        ref=f"sale:{sale_id}", actor="pos")
+    await book_moves(session, store_id=store_id, qtys={k: -q for k, q in merged.items()}, kind="sale", at=sold_at,
+                     ref=f"sale:{sale_id}", actor="pos")
     return Booked(duplicate=False, store_id=store_id, pairs=tuple((store_id, s) for s in sorted(merged)))
 
 
@@ -266,9 +324,8 @@ async def book_receipt(
     if pk is None:
         return Booked(duplicate=True, store_id=store_id)
     merged = _merged([(ids[sku], qty) for sku, qty in lines])
-    for sku_id in sorted(merged):
-        await book_move(session, store_id=store_id, sku_id=sku_id, kind="receipt", qty=merged[sku_id],
-                        at=received_at, ref=f"receipt:{receipt_id}", actor=actor)
+    await book_moves(session, store_id=store_id, qtys=merged, kind="receipt", at=received_at,
+                     ref=f"receipt:{receipt_id}", actor=actor)
     return Booked(duplicate=False, store_id=store_id, pairs=tuple((store_id, s) for s in sorted(merged)))
 
 

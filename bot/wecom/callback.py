@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import Counter
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,6 +19,7 @@ from bot.inbox import WRITE_LOCK
 from bot.keys import CLOCK, ENGINE, INBOX, METRICS, SETTINGS
 from bot.wecom.crypto import CallbackCrypto, check_timestamp, encrypted_field
 from bot.wecom.parse import dedupe_key, event_name, message_dict, to_event
+from bot.write_gate import WriteGate
 from models.inbox import InboundEvent
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,23 @@ log = logging.getLogger(__name__)
 
 class _TooLarge(Exception):
     pass
+
+
+MAX_DEPTH = 8  # WeCom nests four levels at most (SelectedItems/SelectedItem/OptionIds/OptionId)
+
+
+def nesting_depth(value: Any) -> int:
+    """How many levels of elements a parsed message holds (a flat message: 1); iterative, so any depth is safe."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth) for child in node)
+        else:
+            deepest = max(deepest, depth)
+    return deepest
 
 
 class CallbackEndpoint:
@@ -36,7 +55,7 @@ class CallbackEndpoint:
         self.limit = settings.server.max_callback_body_bytes
         self.max_skew = settings.wecom.max_timestamp_skew_seconds
         key = settings.wecom.encoding_aes_key.get_secret_value()
-        app[WRITE_LOCK] = asyncio.Lock()
+        app[WRITE_LOCK] = WriteGate()
         self.writer = GroupCommit(app, app[WRITE_LOCK])
         self._counters: dict[str, Counter] = {}  # outcome → its labelled counter, looked up once
         try:
@@ -116,6 +135,8 @@ class CallbackEndpoint:
             return self._refuse(403, "stale", str(err), started)
         try:
             data = message_dict(self.crypto.decrypt_field(sig, ts, nonce, encrypt))
+            if nesting_depth(data) > MAX_DEPTH:  # JSON encoders and decoders give up near 1,000 levels
+                raise MalformedCallback(f"elements nested deeper than {MAX_DEPTH} levels")
             to_event(data)  # refuse here what the worker could never parse
         except MalformedCallback as err:
             return self._refuse(400, "bad_xml", str(err), started)
@@ -146,6 +167,28 @@ class CallbackEndpoint:
         })
 
 
+def _is_outage(err: Exception) -> bool:
+    """The database or the connection failed (not one row): retrying rows one by one would only fail again."""
+    if isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated:
+        return True
+    return isinstance(err, sa_exc.OperationalError | sa_exc.InterfaceError | OSError)
+
+
+def _fail(batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], err: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(err)
+
+
+def _answer(batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], inserted: set[str]) -> None:
+    for values, future in batch:
+        key = values["dedupe_key"]
+        is_new = key in inserted
+        inserted.discard(key)  # the same event twice in one batch: the second is the duplicate
+        if not future.done():
+            future.set_result(is_new)
+
+
 _INSERT_COLUMNS = ("dedupe_key", "from_user", "msg_type", "event", "payload", "state", "attempts", "received_at")
 
 
@@ -158,7 +201,7 @@ class GroupCommit:
     MAX_BATCH = 500  # 8 columns each: well under SQLite's 32,766 bound variables
     WINDOW_SECONDS = 0.002  # how long the first callback of a batch waits for company (cf. PostgreSQL commit_delay)
 
-    def __init__(self, app: web.Application, lock: asyncio.Lock) -> None:
+    def __init__(self, app: web.Application, lock: WriteGate) -> None:
         self.app = app
         self.lock = lock
         self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
@@ -173,23 +216,37 @@ class GroupCommit:
         return await future  # the commit runs in the flusher task: a caller hanging up cannot cancel it
 
     async def _flush(self) -> None:
-        await asyncio.sleep(self.WINDOW_SECONDS)
+        with self.lock.hold_urgent():  # from the window's start to the last commit, the inbox worker waits
+            await asyncio.sleep(self.WINDOW_SECONDS)
+            await self._commit_pending()
+
+    async def _commit_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
             try:
                 inserted = await self._insert([values for values, _ in batch])
-            except Exception as err:  # the database is down: every caller answers 503 and WeCom retries
+            except Exception as err:
                 await self._drop_connection()
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(err)
+                if len(batch) == 1 or _is_outage(err):  # the database is down: every caller answers 503
+                    _fail(batch, err)
+                else:  # maybe one row the database cannot take: each alone, so only that one fails
+                    await self._one_by_one(batch)
                 continue
-            for values, future in batch:
-                key = values["dedupe_key"]
-                is_new = key in inserted
-                inserted.discard(key)  # the same event twice in one batch: the second is the duplicate
-                if not future.done():
-                    future.set_result(is_new)
+            _answer(batch, inserted)
+
+    async def _one_by_one(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
+        for i, (values, future) in enumerate(batch):
+            try:
+                inserted = await self._insert([values])
+            except Exception as err:
+                await self._drop_connection()
+                log.warning("callback %s not stored: %s", values["dedupe_key"], type(err).__name__)
+                if _is_outage(err):
+                    _fail(batch[i:], err)
+                    return
+                _fail([(values, future)], err)
+            else:
+                _answer([(values, future)], inserted)
 
     async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
         """The dedupe keys that were new; the batch is committed when this returns."""
