@@ -14,7 +14,6 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     case,
-    func,
     insert,
     literal,
     or_,
@@ -328,14 +327,3 @@ async def book_receipt(
                      ref=f"receipt:{receipt_id}", actor=actor)
     return Booked(duplicate=False, store_id=store_id, pairs=tuple((store_id, s) for s in sorted(merged)))
 
-
-async def on_hand_at(session: AsyncSession, store_id: int, sku_id: int, at: datetime) -> int:
-    """The on-hand quantity as it stood at `at`: today's on-hand minus the moves booked after it."""
-    level = await get_level(session, store_id, sku_id)
-    current = level.on_hand if level else 0
-    later = await session.execute(
-        select(func.coalesce(func.sum(StockMove.qty), 0)).where(
-            StockMove.store_id == store_id, StockMove.sku_id == sku_id, StockMove.created_at > at
-        )
-    )
-    return current - int(later.scalar_one())
