@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,14 +11,17 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.clock import FakeClock
 from bot.config import Settings
 from bot.deps import Deps
 from bot.errors import WeComAPIError, WeComConnectionError
 from bot.events import CardClick, Event, ImageMessage, LocationMessage, TextMessage
+from bot.sandbox import Sandbox
 from bot.wecom.client import Media
 from handlers import dispatch
 from models.outbox import OutboundMessage
 from models.task import TaskInstance
+from tests.fixtures_sandbox import Harness
 
 TEMPLATES: list[dict[str, Any]] = [
     {"key": "morning_check", "title": "晨检", "schedule": "0 9 * * *", "proof": "photo", "due_minutes": 60,
@@ -114,3 +117,14 @@ async def outbox(sessions: async_sessionmaker[AsyncSession], recipient: str | No
 
 def texts(rows: list[OutboundMessage]) -> list[str]:
     return [str(r.payload.get("content", "")) for r in rows if r.msgtype == "text"]
+
+
+async def task_harness(sandbox: Sandbox, make_client: Callable[..., Awaitable[Any]],
+                       make_settings: Callable[..., Settings], clock: FakeClock, *,
+                       tasks: list[dict[str, Any]] | None = None, **sections: dict[str, Any]) -> Harness:
+    """The shared harness with task templates configured and no background loops (settle() moves all)."""
+    settings = make_settings(wecom={"api_base": sandbox.config.public_url}, inbox={"workers": 0},
+                             outbox={"background": False}, tasks=TEMPLATES if tasks is None else tasks, **sections)
+    client = await make_client(settings)
+    sandbox.config.callback_url = str(client.make_url(settings.wecom.callback_path))
+    return Harness(sandbox=sandbox, client=client, app=client.server.app, clock=clock)

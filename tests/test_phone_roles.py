@@ -19,7 +19,7 @@ from scheduler.digest_jobs import supervisor_digests
 from scheduler.task_jobs import generate_tasks
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
-from tests.task_support import TEMPLATES
+from tests.task_support import task_harness
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -55,11 +55,7 @@ async def harness(
     sandbox: Sandbox, make_client: Callable[..., Awaitable[Any]], make_settings: Callable[..., Settings],
     clock: FakeClock,
 ) -> Harness:
-    settings = make_settings(wecom={"api_base": sandbox.config.public_url}, inbox={"workers": 0},
-                             outbox={"background": False}, tasks=TEMPLATES)
-    client = await make_client(settings)
-    sandbox.config.callback_url = str(client.make_url(settings.wecom.callback_path))
-    return Harness(sandbox=sandbox, client=client, app=client.server.app, clock=clock)
+    return await task_harness(sandbox, make_client, make_settings, clock)
 
 
 async def overflow(tab: Any) -> int:

@@ -22,7 +22,7 @@ from scheduler.digest_jobs import supervisor_digests
 from scheduler.task_jobs import generate_tasks
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
-from tests.task_support import TEMPLATES
+from tests.task_support import TEMPLATES, task_harness
 from tests.test_pos import sign
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -37,11 +37,7 @@ async def harness(
     sandbox: Sandbox, make_client: Callable[..., Awaitable[Any]], make_settings: Callable[..., Settings],
     clock: FakeClock,
 ) -> Harness:
-    settings = make_settings(wecom={"api_base": sandbox.config.public_url}, inbox={"workers": 0},
-                             outbox={"background": False}, tasks=TEMPLATES[:1])  # 晨检 at 09:00, a photo
-    client = await make_client(settings)
-    sandbox.config.callback_url = str(client.make_url(settings.wecom.callback_path))
-    return Harness(sandbox=sandbox, client=client, app=client.server.app, clock=clock)
+    return await task_harness(sandbox, make_client, make_settings, clock, tasks=TEMPLATES[:1])  # 晨检 at 09:00, a photo
 
 
 def test_digest_is_due_from_its_time_within_the_catch_up_window() -> None:

@@ -17,7 +17,7 @@ from scheduler.task_jobs import generate_tasks
 from tests.conftest import auth
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
-from tests.task_support import NINE_LOCAL, TEMPLATES, outbox
+from tests.task_support import NINE_LOCAL, outbox, task_harness
 
 SPREAD = 90
 
@@ -27,12 +27,7 @@ async def harness(
     sandbox: Sandbox, make_client: Callable[..., Awaitable[Any]], make_settings: Callable[..., Settings],
     clock: FakeClock,
 ) -> Harness:
-    settings = make_settings(wecom={"api_base": sandbox.config.public_url}, inbox={"workers": 0},
-                             outbox={"background": False}, tasks=TEMPLATES,
-                             task_rules={"push_jitter_seconds": SPREAD})
-    client = await make_client(settings)
-    sandbox.config.callback_url = str(client.make_url(settings.wecom.callback_path))
-    return Harness(sandbox=sandbox, client=client, app=client.server.app, clock=clock)
+    return await task_harness(sandbox, make_client, make_settings, clock, task_rules={"push_jitter_seconds": SPREAD})
 
 
 def task_cards(h: Harness, userid: str) -> list[str]:

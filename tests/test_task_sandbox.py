@@ -17,7 +17,7 @@ from scheduler.task_jobs import chase_tasks, generate_tasks
 from tests.conftest import auth
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
-from tests.task_support import NINE_LOCAL, TEMPLATES, jpeg
+from tests.task_support import NINE_LOCAL, jpeg, task_harness
 
 NEAR_S002 = (31.2295, 121.4485)
 FAR_FROM_S002 = (31.2600, 121.4800)
@@ -28,12 +28,7 @@ async def harness(
     sandbox: Sandbox, make_client: Callable[..., Awaitable[Any]], make_settings: Callable[..., Settings],
     clock: FakeClock,
 ) -> Harness:
-    """The shared harness with the task templates configured and no background loops (settle() moves all)."""
-    settings = make_settings(wecom={"api_base": sandbox.config.public_url}, inbox={"workers": 0},
-                             outbox={"background": False}, tasks=TEMPLATES)
-    client = await make_client(settings)
-    sandbox.config.callback_url = str(client.make_url(settings.wecom.callback_path))
-    return Harness(sandbox=sandbox, client=client, app=client.server.app, clock=clock)
+    return await task_harness(sandbox, make_client, make_settings, clock)
 
 
 async def tick(h: Harness, at: datetime | None = None) -> None:

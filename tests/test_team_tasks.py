@@ -23,7 +23,7 @@ from models.task import TaskCountLine, TaskInstance, card_filter
 from scheduler.task_jobs import generate_tasks
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
-from tests.task_support import NINE_LOCAL, TEMPLATES, click, jpeg, send, text
+from tests.task_support import NINE_LOCAL, click, jpeg, send, task_harness, text
 from tests.test_task_sandbox import tick
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -35,11 +35,7 @@ async def harness(
     sandbox: Sandbox, make_client: Callable[..., Awaitable[Any]], make_settings: Callable[..., Settings],
     clock: FakeClock,
 ) -> Harness:
-    settings = make_settings(wecom={"api_base": sandbox.config.public_url}, inbox={"workers": 0},
-                             outbox={"background": False}, tasks=TEMPLATES)
-    client = await make_client(settings)
-    sandbox.config.callback_url = str(client.make_url(settings.wecom.callback_path))
-    return Harness(sandbox=sandbox, client=client, app=client.server.app, clock=clock)
+    return await task_harness(sandbox, make_client, make_settings, clock)
 
 
 async def s001_task(h: Harness, chain: Chain, template: str) -> TaskInstance:
