@@ -23,13 +23,14 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cards import button_card, card_task_id
 from bot.deps import Deps
 from bot.errors import DomainError, WeComAPIError, WeComError
 from bot.keys import DEPS, PHOTOS
 from bot.loop import DrainLoop
 from bot.messages import render
 from models.org import Staff, Store, store_manager
-from models.outbox import send_text
+from models.outbox import send_card, send_text
 from models.task import TaskInstance, can_complete, complete, hhmm, open_store_tasks, open_tasks_for
 from models.task_proof import TaskPhoto, haversine_m, last_location, outside_geofence
 
@@ -43,6 +44,7 @@ CONCURRENT_DOWNLOADS = 4
 MEDIA_GONE = frozenset({40007})  # invalid media_id: expired or never existed, no retry brings it back
 EXTENSIONS = {"image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 EXIF_IFD, DATETIME_ORIGINAL, DATETIME = 0x8769, 36867, 306
+MAX_CHOICES = 6  # WeCom's button limit on one card; more tasks are reached with 交图
 
 
 def photo_path(sha256: str, content_type: str) -> str:
@@ -138,11 +140,27 @@ async def process(
     photo.sha256, photo.path = sha, rel  # unique: if another process took the same bytes, the event replays
     store = await session.get(Store, user.store_id) if user.store_id else None
     await _tag(session, deps, photo, user, store, content)
-    task = await _task_for(session, photo, user, deps.config.task_rules.location_window_minutes)
+    task, choices = await _task_for(session, photo, user, deps.config.task_rules.location_window_minutes)
     if task is None:
-        photo.state = "unassigned"
+        photo.state = "unassigned"  # kept: a tap on the choice card or 交图 gives it to a task
+        if len(choices) >= 2:
+            await send_card(session, user.userid, choice_card(photo, choices), now=now,
+                            dedupe_key=f"task-photo:{photo.id}:ask")
+            return ""
         return await _ask_which(session, user)
     return await attach(session, deps, photo, task, user, now)
+
+
+def choice_card(photo: TaskPhoto, tasks: list[TaskInstance]) -> dict[str, object]:
+    """Two or more photo tasks are open: one button per task (`task:photo:<task_id>`); the card's own task_id
+    (`photo-<photo id>`) says which photo a tap gives away."""
+    shown = tasks[:MAX_CHOICES]
+    return button_card(
+        task_id=card_task_id("photo", photo.id),
+        title=render("task_photo_choice_title"),
+        desc=render("task_photo_choice", count=len(tasks), more=len(tasks) > len(shown)),
+        buttons=[(t.title, f"task:photo:{t.id}", 1) for t in shown],
+    )
 
 
 async def _tag(
@@ -157,18 +175,23 @@ async def _tag(
             photo.distance_m = haversine_m(where.latitude, where.longitude, store.latitude, store.longitude)
 
 
-async def _task_for(session: AsyncSession, photo: TaskPhoto, user: Staff, window_minutes: int) -> TaskInstance | None:
-    """The task the user was last prompted for (a reminder inside the location window), else their oldest."""
+async def _task_for(
+    session: AsyncSession, photo: TaskPhoto, user: Staff, window_minutes: int
+) -> tuple[TaskInstance | None, list[TaskInstance]]:
+    """The task the user was last prompted for (a reminder inside the location window), else their only open
+    photo task; with several and no prompt, (None, the open ones): the sender is asked which, never guessed for."""
     if photo.task_id is not None:
         task = await session.get(TaskInstance, photo.task_id)
         if task is not None and task.state == "open":
-            return task
+            return task, []
     mine = await open_tasks_for(session, user, "photo")
     since = photo.received_at - timedelta(minutes=window_minutes)
     prompted = [t for t in mine if t.reminded_at is not None and since <= t.reminded_at <= photo.received_at]
     if prompted:
-        return max(prompted, key=lambda t: (t.reminded_at or since, t.id))
-    return mine[0] if mine else None
+        return max(prompted, key=lambda t: (t.reminded_at or since, t.id)), []
+    if len(mine) == 1:
+        return mine[0], []
+    return None, mine
 
 
 async def _ask_which(session: AsyncSession, user: Staff) -> str:
@@ -249,7 +272,7 @@ async def _settle(deps: Deps, photo_id: int, fetched: Download) -> None:
             photo.state, reply = "unassigned", err.user_message
         if reply is None and first:
             reply = render("task_photo_pending")
-        if reply is not None:
+        if reply:  # "" = answered with a card already
             await send_text(session, user.userid, reply, now=now, dedupe_key=f"task-photo:{photo.id}:{photo.state}")
 
 
