@@ -157,7 +157,7 @@ async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) 
         n = await snooze(ctx.session, allowed, ctx.now + timedelta(hours=SNOOZE_HOURS))
         label = f"已暂停{SNOOZE_HOURS}小时"
     await update_card_button(ctx.session, ctx.user.userid, event.response_code, label, now=ctx.now)
-    await ctx.reply(render("stock_alert_done", what=f"{label} {n} 条提醒" if n else "这些提醒已处理过"))
+    await ctx.reply(render("stock_alert_done", label=label, n=n))
     return None
 
 

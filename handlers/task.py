@@ -1,7 +1,8 @@
-"""任务 / 积分 commands, task:done buttons and text answers to text tasks."""
+"""任务 / 积分 commands, task:done buttons and text answers to text tasks (答复, or the plausible next text)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from bot.errors import NotAllowed
 from bot.events import CardClick, TextMessage
 from bot.messages import render
-from handlers.parse import ascii_id
+from handlers.parse import ascii_id, clip, normalize_text
 from handlers.router import UNHANDLED, Context, Router, split_command
 from models.org import Region, Staff, Store
 from models.outbox import update_card_button
@@ -22,6 +23,28 @@ BOARD_SIZE = 10
 
 # Commands of other routers that must never be taken as the answer to a text task.
 NOT_ANSWERS = ("帮助", "help", "任务", "tasks", "积分", "points", "交图", "photo")
+ANSWER_COMMAND = ("答复", "回答", "answer")
+_ANSWER_HEAD = re.compile(r"^(?:答复|回答|answer(?![a-z]))[\s:：,，、]*", re.IGNORECASE)
+_ANSWER_ID = re.compile(r"^#?(\d{1,9})号?(?:[\s:：,，、]+|$)")
+# What people say to a bot that answers no task question.
+SMALL_TALK = frozenset((
+    "你好", "您好", "在吗", "在不在", "好", "好的", "好滴", "嗯", "嗯嗯", "哦", "噢", "收到", "谢谢", "多谢", "谢了",
+    "ok", "okay", "hi", "hello", "早", "早上好", "上午好", "下午好", "晚上好", "晚安", "哈哈", "哈哈哈", "辛苦了",
+    "知道了", "明白", "行", "可以", "对", "是", "不是", "没有", "测试", "test",
+))
+_BARE_CODE = re.compile(r"^(?=.*\d)[0-9A-Za-z\-]+$")  # a SKU code, a barcode, an id typed alone
+
+
+def plausible_answer(text: str) -> bool:
+    """Could this free text answer a task's question? Not small talk, not a question back, not a lone code or
+    barcode, not punctuation or a single character. (A lone short number may answer "how many".)"""
+    core = normalize_text(text)
+    bare = re.sub(r"[\W_]+", "", core).lower()
+    if sum(1 for c in bare if c.isalnum()) < 2 and not bare.isdigit():
+        return False
+    if bare in SMALL_TALK or core.endswith(("?", "？")) or re.search(r"(吗|么|呢)[\W_]*$", core):
+        return False
+    return not (_BARE_CODE.fullmatch(core) and not core.isdigit()) and not (core.isdigit() and len(core) >= 8)
 
 
 async def _tz(ctx: Context) -> str:
@@ -97,16 +120,54 @@ async def _finished(event: CardClick, ctx: Context, task: TaskInstance) -> None:
                            me=by is not None and by.id == ctx.user.id, when=when))
 
 
+@router.command(*ANSWER_COMMAND)
+async def answer_command(event: TextMessage, ctx: Context, args: list[str]) -> None:
+    """`答复 [编号] 内容`: the answer to a text task, said on purpose (any of the store's text tasks)."""
+    tasks = await open_tasks_for(ctx.session, ctx.user, "text")
+    content = event.content.strip()  # the answer is kept as typed (full-width punctuation and all)
+    if (head := _ANSWER_HEAD.match(content)) is None:
+        content = normalize_text(event.content)
+        head = _ANSWER_HEAD.match(content)
+    rest = content[head.end():] if head else ""
+    chosen = None
+    if (ident := _ANSWER_ID.match(rest)) is not None:
+        chosen = next((t for t in tasks if str(t.id) == ident.group(1)), None)
+        if chosen is not None:  # else the number is part of the answer ("答复 12 件")
+            rest = rest[ident.end():]
+    if not tasks:
+        await ctx.reply(render("task_answer_none"))
+        return
+    if not rest.strip():
+        await ctx.reply(render("task_answer_usage", tasks=[(t.id, t.title) for t in tasks]))
+        return
+    await _take_answer(ctx, chosen or _first_own(tasks, ctx.user), tasks, rest.strip())
+
+
 @router.on(TextMessage)
 async def text_answer(event: TextMessage, ctx: Context) -> Any:
-    """The next text reply of someone with an open text task is its answer (commands excepted)."""
+    """The next plausible text reply of someone with an open text task of their own is its answer (commands,
+    small talk, questions and lone codes excepted). A store task on someone else's rota takes free text only
+    through 答复, so a clerk's unrelated message is never filed as the store's answer: they are told how."""
     if split_command(event.content, NOT_ANSWERS) is not None:
         return UNHANDLED
-    tasks = await open_tasks_for(ctx.session, ctx.user, "text")
-    if not tasks or not event.content.strip():
+    if not event.content.strip() or not plausible_answer(event.content):
         return UNHANDLED
-    task = tasks[0]
-    result = await complete(ctx.session, task, ctx.user, ctx.now, answer=event.content.strip()[:2000])
+    tasks = await open_tasks_for(ctx.session, ctx.user, "text")
+    if not tasks:
+        return UNHANDLED
+    own = [t for t in tasks if t.assignee_id == ctx.user.id]
+    if not own:
+        await ctx.reply(render("task_answer_hint", title=tasks[0].title, given=clip(event.content)))
+        return None
+    await _take_answer(ctx, own[0], tasks, event.content.strip())
+    return None
+
+
+def _first_own(tasks: list[TaskInstance], user: Staff) -> TaskInstance:
+    return next((t for t in tasks if t.assignee_id == user.id), tasks[0])
+
+
+async def _take_answer(ctx: Context, task: TaskInstance, tasks: list[TaskInstance], answer: str) -> None:
+    result = await complete(ctx.session, task, ctx.user, ctx.now, answer=answer[:2000])
     await ctx.reply(render("task_answer_saved", title=task.title, state=result.state, points=result.points,
                            more=len(tasks) - 1))
-    return None
