@@ -242,6 +242,7 @@ async def record_task_count(
         line.counted_at, line.counted_by = at, user.id
         await session.flush()
         left = await remaining_skus(session, task.id)
+        await _drop_unsent_progress(session, task.id, user.userid)  # several SKUs in one 盘点: one word, not three
         if not left:
             credited = user if can_complete(task, user) else await session.get(Staff, task.assignee_id)
             assert credited is not None
@@ -250,6 +251,18 @@ async def record_task_count(
             await send_text(session, user.userid, render("task_count_progress", title=task.title, left=left),
                             now=at, dedupe_key=f"task-count-progress:{task.id}:{line.id}")
     return done
+
+
+async def _drop_unsent_progress(session: AsyncSession, task_id: int, userid: str) -> None:
+    """A newer progress note (or the completion) makes an unsent one stale: `盘点 A001 5 A002 7 A003 9` reads
+    as one answer that ends with the task done, not "还差 2 个" and "还差 1 个" before it."""
+    await session.execute(
+        update(OutboundMessage).where(
+            OutboundMessage.recipient == userid, OutboundMessage.state == "pending",
+            OutboundMessage.dedupe_key.like(f"task-count-progress:{task_id}:%"),
+        ).values(state="cancelled", last_error="superseded by a newer count of the same task")
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def remaining_skus(session: AsyncSession, task_id: int) -> list[str]:
