@@ -226,7 +226,9 @@ async def _receive(ctx: Context, t: tr.Transfer, received: dict[int, int] | None
     text = render("transfer_received", id=t.id, dest=notify.label(dest),
                   summary=await notify.summary(ctx.session, t, "received"),
                   short=[f"{codes[d.sku_id]} 实发 {d.shipped}、实收 {d.received}" for d in short])
-    await notify.tell(ctx.session, [ctx.user.userid, t.requested_by, *([manager.userid] if manager else [])],
-                      text, ctx.now, f"{t.id}:received")
+    # a short receipt reaches the source's manager as the discrepancy notice alone, not twice
+    source_manager = [manager.userid] if manager and not short else []
+    await notify.tell(ctx.session, [ctx.user.userid, t.requested_by, *source_manager], text, ctx.now,
+                      f"{t.id}:received")
     if short:
         await notify.notify_discrepancy(ctx.session, t, short, ctx.now)

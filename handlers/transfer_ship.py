@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.errors import InvalidQuantity, UnknownEntity
 from bot.events import TextMessage
 from bot.messages import render
+from handlers.parse import parse_id
 from handlers.router import Context, Router
 from handlers.transfer import ship_transfer
 from models import transfer as tr
@@ -50,5 +51,6 @@ async def ship_command(event: TextMessage, ctx: Context, args: list[str]) -> Non
     if not args:
         await ctx.reply(render("transfer_ship_usage", id=None, multi=False))
         return
-    t = await tr.get_transfer(ctx.session, args[0])
+    ident = parse_id(args[0], what="调拨单号", usage=render("transfer_ship_usage", id=None, multi=False))
+    t = await tr.get_transfer(ctx.session, ident)
     await ship_transfer(ctx, t, None, await _quantities(ctx.session, t, args[1:]))
