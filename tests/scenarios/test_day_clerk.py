@@ -73,7 +73,8 @@ async def test_a_clerks_day(day: Day, chain: Chain) -> None:
     await d.at(11, 0)
     assert await d.ask("s1", "调拨 S002 A001 5") == (
         "调拨单 1 已提交：从静安店(S002)调入 A001 农夫山泉 550ml ×5。\n已发给郑督导审批，结果会通知你。")
-    assert await d.ask("s1", "我的调拨") == "本店进行中的调拨单：\n#1 调入 ← 静安店(S002)：A001 农夫山泉 550ml ×5\n  待审批，等督导审批"
+    assert await d.ask("s1", "我的调拨") == (
+        "本店进行中的调拨单：\n#1 调入 ← 静安店(S002)：A001 农夫山泉 550ml ×5\n  待审批，等督导审批")
     await d.tap("sup1", "transfer:approve:1")
     assert any("已由郑督导同意" in t for t in d.texts("s1"))
     await d.at(14, 0)
@@ -100,7 +101,8 @@ async def test_a_clerks_day(day: Day, chain: Chain) -> None:
     codes = {sku.id: code for code, sku in chain.skus.items()}
     words = " ".join([f"{codes[sid]} {await d.stock('S001', codes[sid])}" for sid in listed])
     counted = await d.ask("s2", f"盘点 {words}")  # one answer: no "还差 2 个" notes before it
-    assert counted.startswith("盘点 3 项：\n1. 盘点已入账：徐汇店 ") and counted.endswith("「闭店盘点」已完成，积分 +20。")
+    assert counted.startswith("盘点 3 项：\n1. 盘点已入账：徐汇店 ")
+    assert counted.endswith("「闭店盘点」已完成，积分 +20。")
     assert await d.ask("s1", "任务") == "你现在没有待办任务。"
     assert d.card("s1", f"task-{closing.id}").replace_name == "张伟已完成"
     assert await d.ask("s1", "积分") == "2026-11 你的积分 14，华东区第 2 名。离前一名还差 11 分，按时完成任务就能追上。"

@@ -53,7 +53,8 @@ async def test_a_managers_day(day: Day, chain: Chain) -> None:
     await d.h.sandbox.user_click("m1", ack_all, card=alerts)
     await d.h.settle()
     done, again = d.texts("m1")[-2:]
-    assert done.startswith("已确认 ") and done.endswith("条提醒。补货或调拨后提醒会自动关闭；发「库存 商品」可随时查看。")
+    assert done.startswith("已确认 ")
+    assert done.endswith("条提醒。补货或调拨后提醒会自动关闭；发「库存 商品」可随时查看。")
     assert again == "这些提醒已经有人处理过了，不用再点。发「库存 商品」看现在的库存。"
 
     # 11:00 静安店 asks for water; the supervisor approves; the ship card names the goods; he ships 3 of 5
@@ -61,7 +62,8 @@ async def test_a_managers_day(day: Day, chain: Chain) -> None:
     await d.ask("s3", "调拨 S001 A001 5")
     await d.tap("sup1", "transfer:approve:1")
     ship = d.card("m1", "transfer-1-ship")
-    assert ship.card["main_title"] == {"title": "调拨出库 #1", "desc": "徐汇店(S001) → 静安店(S002)：请备货发出，发货后点按钮"}
+    assert ship.card["main_title"] == {"title": "调拨出库 #1",
+                                       "desc": "徐汇店(S001) → 静安店(S002)：请备货发出，发货后点按钮"}
     assert rows(ship.card) == [("A001 农夫山泉 550ml", "批准×5｜本店存20")]
     assert ship.buttons == [("确认出库", "transfer:ship:1")]
     assert await d.ask("m1", "发货 6900000000011") == (  # a barcode where the transfer id belongs
