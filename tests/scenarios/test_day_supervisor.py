@@ -69,7 +69,8 @@ async def test_a_supervisors_day(day: Day, chain: Chain) -> None:
     assert await d.ask("sup1", "库存 S001 可乐") == "徐汇店 A002 可口可乐 330ml：现有 20，安全库存 5。"
     assert await d.ask("sup1", "库存 S003 A001") == "天河店不在你督导的区域内，只能查本区域门店的库存。"
     assert await d.ask("sup1", "签收 6900000000011") == (  # a barcode where an id belongs
-        "「6900000000011」像是商品条码，不是调拨单号。签收写法：签收 <调拨单号> [实收数量]，例如「签收 12」或「签收 12 4」。")
+        "「6900000000011」像是商品条码，不是调拨单号。签收写法：签收 <调拨单号> [实收数量]，"
+        "例如「签收 12」或「签收 12 4」。")
 
     # the region's board, not his own rank among clerks
     assert await d.ask("sup1", "积分") == (
