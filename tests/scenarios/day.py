@@ -4,8 +4,10 @@ store-local times between steps, and what each phone shows (texts, cards) read a
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +24,12 @@ from tests.fixtures_sandbox import Harness
 from tests.test_pos import sign
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+SHOTS = Path(os.environ.get("STOREBOT_SCREENSHOTS", "/tmp"))
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+WIDEST_RIGHT = """() => Math.max(0, ...[...document.querySelectorAll('.bubble, .card, .composer, #send')]
+                         .map(e => e.getBoundingClientRect().right))"""
 DAY = 24  # 2026-11-24, a Tuesday; the FakeClock starts at 09:00 Shanghai that day
 
 
@@ -119,3 +127,38 @@ class Day:
         async with self.h.app[DEPS].sessions() as session:
             stmt = select(TaskInstance).where(TaskInstance.store_id == store_id).order_by(TaskInstance.id)
             return list((await session.execute(stmt)).scalars())
+
+    async def phones(self, role: str, *users: str) -> list[Path]:
+        """Each person's phone page at 375×812 in Chromium: nothing reaches past the screen sideways (the page, any
+        bubble or card, the send button); screenshots of the screen and of the whole day go to SHOTS.
+        Without Chromium installed this checks nothing (tests/test_phone_roles.py reports the skip)."""
+        if not HAVE_CHROMIUM:
+            return []
+        from playwright.async_api import async_playwright, expect
+
+        shots: list[Path] = []
+        os.makedirs(SHOTS, exist_ok=True)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                for userid in users:
+                    context = await browser.new_context(viewport={"width": 375, "height": 812}, locale="zh-CN",
+                                                        device_scale_factor=1)
+                    tab = await context.new_page()
+                    tab.set_default_timeout(8000)
+                    await tab.goto(f"{self.h.sandbox.config.public_url}/?user={userid}")
+                    await expect(tab.locator(".row.bot").last).to_be_visible()
+                    assert await tab.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, (
+                        f"{userid}'s page overflows sideways")
+                    assert await tab.evaluate(WIDEST_RIGHT) <= 375, f"something on {userid}'s page is cut off"
+                    screen = SHOTS / f"day-{role}-{userid}-screen.png"
+                    await tab.screenshot(path=str(screen))
+                    # the whole day: let the chat grow with its content, then shoot the full page
+                    await tab.add_style_tag(content=".phone{height:auto!important}.chat{overflow:visible!important}")
+                    whole = SHOTS / f"day-{role}-{userid}-whole.png"
+                    await tab.screenshot(path=str(whole), full_page=True)
+                    shots += [screen, whole]
+                    await context.close()
+            finally:
+                await browser.close()
+        return shots

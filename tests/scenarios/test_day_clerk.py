@@ -107,3 +107,6 @@ async def test_a_clerks_day(day: Day, chain: Chain) -> None:
     assert d.card("s1", f"task-{closing.id}").replace_name == "张伟已完成"
     assert await d.ask("s1", "积分") == "2026-11 你的积分 14，华东区第 2 名。离前一名还差 11 分，按时完成任务就能追上。"
     assert await d.ask("s2", "积分") == "2026-11 你的积分 25，华东区第 1 名。你是第一名，保持住！"
+
+    # the day as it looks on the phone at 375×812: nothing cut off sideways
+    await d.phones("clerk", "s1", "s2")

@@ -87,3 +87,6 @@ async def test_a_managers_day(day: Day, chain: Chain) -> None:
 
     # no store task is a manager's here: 积分 says so plainly, never "第 1 名，保持住！"
     assert await d.ask("m1", "积分") == "2026-11 你的积分 0：本月还没有得分。发「任务」看本店的待办，按时完成就能上榜。"
+
+    # the day as it looks on the phone at 375×812: nothing cut off sideways
+    await d.phones("manager", "m1")

@@ -78,3 +78,6 @@ async def test_a_supervisors_day(day: Day, chain: Chain) -> None:
     help_text = await d.ask("sup1", "帮助")
     assert help_text.startswith("督导可以这样回复我：\n· 待审批 —— 等你审批的调拨和盘点差异")
     assert "你还没有绑定门店" not in help_text
+
+    # the day as it looks on the phone at 375×812: nothing cut off sideways
+    await d.phones("supervisor", "sup1")
