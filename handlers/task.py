@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +25,7 @@ BOARD_SIZE = 10
 # Commands of other routers that must never be taken as the answer to a text task.
 NOT_ANSWERS = ("帮助", "help", "任务", "tasks", "积分", "points", "交图", "photo")
 ANSWER_COMMAND = ("答复", "回答", "answer")
+ANSWER_WINDOW = timedelta(minutes=60)  # a store task's card or reminder this recent makes free text its answer
 _ANSWER_HEAD = re.compile(r"^(?:答复|回答|answer(?![a-z]))[\s:：,，、]*", re.IGNORECASE)
 _ANSWER_ID = re.compile(r"^#?(\d{1,9})号?(?:[\s:：,，、]+|$)")
 # What people say to a bot that answers no task question.
@@ -146,8 +148,8 @@ async def answer_command(event: TextMessage, ctx: Context, args: list[str]) -> N
 @router.on(TextMessage)
 async def text_answer(event: TextMessage, ctx: Context) -> Any:
     """The next plausible text reply of someone with an open text task of their own is its answer (commands,
-    small talk, questions and lone codes excepted). A store task on someone else's rota takes free text only
-    through 答复, so a clerk's unrelated message is never filed as the store's answer: they are told how."""
+    small talk, questions and lone codes excepted; a store task only from its rota clerk, and only soon after
+    its card or reminder). Otherwise free text is not filed as the store's answer: the sender is told 答复."""
     if split_command(event.content, NOT_ANSWERS) is not None:
         return UNHANDLED
     if not event.content.strip() or not plausible_answer(event.content):
@@ -155,12 +157,21 @@ async def text_answer(event: TextMessage, ctx: Context) -> Any:
     tasks = await open_tasks_for(ctx.session, ctx.user, "text")
     if not tasks:
         return UNHANDLED
-    own = [t for t in tasks if t.assignee_id == ctx.user.id]
+    own = [t for t in tasks if t.assignee_id == ctx.user.id and _just_asked(t, ctx.now)]
     if not own:
         await ctx.reply(render("task_answer_hint", title=tasks[0].title, given=clip(event.content)))
         return None
     await _take_answer(ctx, own[0], tasks, event.content.strip())
     return None
+
+
+def _just_asked(task: TaskInstance, now: datetime) -> bool:
+    """A personal task (a broadcast) asked this person: their next plausible text answers it. A store task takes
+    the rota clerk's free text only within ANSWER_WINDOW of its card or its reminder; later, 答复 says it."""
+    if task.kind != "scheduled":
+        return True
+    asked = max(task.fire_at, task.reminded_at or task.fire_at)
+    return now - asked <= ANSWER_WINDOW
 
 
 def _first_own(tasks: list[TaskInstance], user: Staff) -> TaskInstance:

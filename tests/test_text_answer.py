@@ -101,3 +101,23 @@ async def test_any_answer_command_gets_one_reply(deps: Deps, chain: Chain, rest:
     rows = await replies(deps, text(user, "答复 " + rest))
     [reply] = texts_to(rows, user)
     assert reply.strip()
+
+
+async def test_the_rota_clerks_free_text_hours_after_the_card_is_not_taken_until_a_reminder(
+    deps: Deps, chain: Chain, clock: FakeClock, make_settings: Callable[..., Settings]
+) -> None:
+    from models.task_chase import chase
+
+    deps, rota, _ = await _store_text_task(deps, make_settings)  # fired 09:00, due 19:00
+    clock.advance(hours=2)
+    reply = await say(deps, rota, "下午三点送货车到")  # long after the card: not the store's answer
+    assert reply.startswith("「下午三点送货车到」没有当作「交班记录」的答复。")
+    assert [t.state for t in await tasks(deps.sessions)] == ["open"]
+    clock.advance(hours=7, minutes=50)  # 18:50: the reminder (15 minutes before due) asks again
+    async with deps.sessions() as session, session.begin():
+        await chase(session, deps.config, clock.now())
+    [task] = await tasks(deps.sessions)
+    assert task.reminded_at is not None
+    clock.advance(minutes=5)
+    assert (await say(deps, rota, "冷柜温度正常")).startswith("「交班记录」的答复已收到")
+
