@@ -53,6 +53,7 @@ class Transfer(Base):
     approved_by: Mapped[str | None] = mapped_column(String(64))
     rejected_at: Mapped[datetime | None]
     rejected_by: Mapped[str | None] = mapped_column(String(64))
+    reject_reason: Mapped[str | None] = mapped_column(String(64))  # the reason button the rejecter chose
     shipped_at: Mapped[datetime | None]
     shipped_by: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime | None]
