@@ -93,7 +93,8 @@ def approval_card(count: StockCount, store: Store, sku: Sku, counter: Staff, rep
         title="盘点差异待审批",
         desc=f"{store.name} {sku.code} {sku.name}",
         rows=[("实点", str(count.counted)), ("系统", str(count.system_qty)), ("差异", f"{count.diff:+d}"),
-              ("盘点人", counter.name), ("盘点时间", count_notify.local_time(store, count.counted_at))],
+              ("盘点人", f"{counter.name}（{store.name}）"),
+              ("盘点时间", count_notify.local_time(store, count.counted_at))],
         buttons=[("同意入账", f"count:approve:{count.id}", 1), ("驳回", f"count:reject:{count.id}", 2)],
         sub_title=f"{replaced}同意后按实点数调整库存（盘点之后的销售照常扣减）；驳回则不调整。",
     )
