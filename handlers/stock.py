@@ -212,8 +212,9 @@ async def _alert_settled(ctx: Context, event: CardClick, alerts: list[Alert]) ->
     done = next((a for a in alerts if a.acknowledged_by), alerts[0])
     person = await staff_by_userid(ctx.session, done.acknowledged_by) if done.acknowledged_by else None
     by = "你" if done.acknowledged_by == ctx.user.userid else (person.name if person else "")
-    await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已处理", now=ctx.now)
-    await ctx.reply(render("alert_handled", by=by, how=handled_name(done.handled_as), many=len(alerts) > 1))
+    how = handled_name(done.handled_as)
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, how or "已处理", now=ctx.now)
+    await ctx.reply(render("alert_handled", by=by, how=how, many=len(alerts) > 1))
 
 
 async def _alert_snooze(ctx: Context, event: CardClick, live: list[tuple[Alert, Store, Sku]]) -> None:
@@ -246,7 +247,8 @@ async def _alert_transfer(ctx: Context, event: CardClick, alert: Alert, store: S
     t = await request_transfer(ctx.session, ctx.user, from_store=donor[0].code, to_store=None,
                                lines=[LineRequest(sku.code, qty)], now=ctx.now)
     await handle_on(ctx.session, alert.id, f"transfer:{t.id}")
-    await update_card_button(ctx.session, ctx.user.userid, event.response_code, f"已申请调拨#{t.id}", now=ctx.now)
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, handled_name(f"transfer:{t.id}"),
+                             now=ctx.now)
 
 
 def _scan_filter(event: ScanCode, _ctx: Context) -> dict[str, Any] | None:
