@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import InvalidInput, InvalidQuantity, InvalidState, UnknownEntity
@@ -190,10 +191,13 @@ async def _approve(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
 async def _reject(ctx: Context, t: tr.Transfer, event: CardClick, reason: str | None = None) -> None:
     """Reject (with the reason button's words, if any): the requester hears why and what to do instead, and a
     supervisor of the other region whose approval this overrules hears by whom."""
-    approved_before = [a.decided_by for a in await tr.approvals_of(ctx.session, t.id)
-                       if a.decision == "approved" and a.decided_by and a.decided_by != ctx.user.userid]
     if isinstance(await _transition(ctx, t, event, tr.reject(ctx.session, t, ctx.user, ctx.now, reason)), _Lost):
         return
+    # read after the guarded UPDATE took the row lock: an approval committed while we waited is seen
+    approved_before = [u for u in (await ctx.session.execute(
+        select(tr.TransferApproval.decided_by).where(tr.TransferApproval.transfer_id == t.id,
+                                                     tr.TransferApproval.decision == "approved")
+    )).scalars() if u and u != ctx.user.userid]
     await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已拒绝", now=ctx.now)
     why = f"（{reason}）" if reason else ""
     await notify.settle_cards(ctx.session, t, "approve", f"已被{ctx.user.name}拒绝{why}", "已拒绝", ctx.now,
