@@ -10,7 +10,7 @@ Buttons (a card holds at most 6): "全部确认" `alert:ackall:<digest id>`, "�
 `alert:transfer:<alert id>` "从<门店>调货" (the region's store with the most to spare; only on the card of someone who
 may request for that store), `alert:restocked:<alert id>` "已补货", `alert:recount:<alert id>` "安排复盘" (negative
 stock), `alert:ack:<alert id>` (no movement). A card whose alerts all cleared by themselves is greyed
-(`settle_cleared`).
+(`settle_cleared`), and so are the other cards of alerts handled from one card (`settle_handled`).
 """
 
 from __future__ import annotations
@@ -156,29 +156,57 @@ async def digest_card(
     )
 
 
+async def _digests_of(session: AsyncSession, alert_ids: list[int]) -> list[int]:
+    found: set[int] = set()
+    for i in range(0, len(alert_ids), 500):  # bounded IN lists: a full pass may resolve thousands at once
+        found.update(d for d in (await session.execute(
+            select(AlertNotice.digest_id).where(AlertNotice.alert_id.in_(alert_ids[i : i + 500]),
+                                                AlertNotice.digest_id.is_not(None))
+        )).scalars() if d is not None)
+    return sorted(found)
+
+
+async def _grey(session: AsyncSession, digest_id: int, label: str, now: datetime) -> int:
+    """Grey one digest card with the response_code WeCom returned when it was sent (once, within 72 hours), or
+    withdraw it if it has not gone out yet."""
+    card = await latest_card(session, card_task_id("alertdigest", digest_id))
+    if card is None or card.channel != "app":
+        return 0
+    if card.state == "pending":
+        return int(await cancel_unsent(session, card.id))
+    if card.state == "sent" and card.response_code and card.sent_at and now - card.sent_at < CODE_TTL:
+        return int(await update_card_button(session, card.recipient, card.response_code, label, now=now) is not None)
+    return 0
+
+
 async def settle_cleared(session: AsyncSession, alert_ids: list[int], now: datetime) -> int:
     """Alerts just resolved by themselves (stock back above the line): every digest card whose alerts all
-    cleared untouched is greyed with the response_code WeCom returned when it was sent, or withdrawn if it has
-    not gone out yet. A card someone tapped was greyed by that tap already. Returns how many cards changed."""
-    digests = sorted({d for d in (await session.execute(
-        select(AlertNotice.digest_id).where(AlertNotice.alert_id.in_(alert_ids), AlertNotice.digest_id.is_not(None))
-    )).scalars() if d is not None})
+    cleared untouched is greyed ("已自动解除"). A card someone tapped was greyed by that tap already. Returns how
+    many cards changed."""
     changed = 0
-    for digest_id in digests:
-        ids = await digest_alert_ids(session, digest_id)
+    for digest_id in await _digests_of(session, alert_ids):
         states = (await session.execute(
-            select(Alert.state, Alert.acknowledged_at, Alert.snoozed_until).where(Alert.id.in_(ids))
+            select(Alert.state, Alert.acknowledged_at, Alert.snoozed_until)
+            .where(Alert.id.in_(await digest_alert_ids(session, digest_id)))
         )).all()
-        if any(state != "resolved" or acked or snoozed for state, acked, snoozed in states):
-            continue  # still open, or someone acted on it (that tap greyed the card)
-        card = await latest_card(session, card_task_id("alertdigest", digest_id))
-        if card is None or card.channel != "app":
-            continue
-        if card.state == "pending":
-            changed += await cancel_unsent(session, card.id)
-        elif card.state == "sent" and card.response_code and card.sent_at and now - card.sent_at < CODE_TTL:
-            changed += await update_card_button(session, card.recipient, card.response_code, CLEARED_LABEL,
-                                                now=now) is not None
+        if all(state == "resolved" and not acked and not snoozed for state, acked, snoozed in states):
+            changed += await _grey(session, digest_id, CLEARED_LABEL, now)
+    return changed
+
+
+async def settle_handled(session: AsyncSession, alert_ids: list[int], by: str, now: datetime, *,
+                         tapped: str = "") -> int:
+    """Alerts just handled from one card (`tapped`, its task_id): the other digest cards holding them (the
+    supervisor's escalated copy, an earlier digest) whose alerts are now all handled say by whom."""
+    changed = 0
+    for digest_id in await _digests_of(session, alert_ids):
+        if card_task_id("alertdigest", digest_id) == tapped:
+            continue  # greyed by the tap itself
+        states = (await session.execute(
+            select(Alert.state).where(Alert.id.in_(await digest_alert_ids(session, digest_id)))
+        )).scalars().all()
+        if all(state != "open" for state in states):
+            changed += await _grey(session, digest_id, f"已由{by}处理"[:20], now)
     return changed
 
 

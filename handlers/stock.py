@@ -11,7 +11,7 @@ from bot.cards import button_card
 from bot.errors import InvalidQuantity, InvalidState, NotAllowed, UnknownEntity
 from bot.events import CardClick, ScanCode, TextMessage
 from bot.messages import render
-from bot.notify import digest_alert_ids
+from bot.notify import digest_alert_ids, settle_handled
 from handlers import count_notify
 from handlers.parse import ascii_id, clip, looks_like_qty, normalize_text, parse_qty
 from handlers.router import UNHANDLED, Context, Router
@@ -180,6 +180,8 @@ async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) 
         if not n:  # a twin tap or someone else got there first
             await _alert_settled(ctx, event, [a for a, _st, _sku in live])
             return None
+        await settle_handled(ctx.session, [a.id for a, _st, _sku in live], ctx.user.name, ctx.now,
+                             tapped=event.task_id)
         await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已确认", now=ctx.now)
         await ctx.reply(render("alert_done", what=f"已确认 {n} 条库存提醒", next="到货入库后提醒会自动解除。"))
         return None
@@ -189,6 +191,7 @@ async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) 
     if not await acknowledge(ctx.session, [alert.id], ctx.user.userid, ctx.now, handled_as=action):
         await _alert_settled(ctx, event, [alert])  # a twin tap or someone else got there first
         return None
+    await settle_handled(ctx.session, [alert.id], ctx.user.name, ctx.now, tapped=event.task_id)
     if action == "restocked":
         await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已补货", now=ctx.now)
         await ctx.reply(render("alert_done", what=f"{sku.code} {sku.name} 记为已补货",
@@ -241,6 +244,7 @@ async def _alert_transfer(ctx: Context, event: CardClick, alert: Alert, store: S
     if not await acknowledge(ctx.session, [alert.id], ctx.user.userid, ctx.now, handled_as="transfer"):
         await _alert_settled(ctx, event, [alert])
         return
+    await settle_handled(ctx.session, [alert.id], ctx.user.name, ctx.now, tapped=event.task_id)
     level = await get_level(ctx.session, store.id, sku.id)
     short = (level.safety_stock - level.on_hand) if level else 1
     qty = max(1, min(short, donor[1]))

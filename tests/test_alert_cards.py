@@ -228,3 +228,26 @@ async def test_manager_and_supervisor_tapping_at_once_make_one_decision(
     assert h.texts_for("m1")[-1] == "这条提醒已由郑督导处理（已补货），无需再操作。"
     async with sessions() as s:
         assert (await s.execute(select(Transfer))).first() is None
+
+
+async def test_handling_from_one_card_greys_the_other_copies_with_who(
+    harness: Harness, chain: Chain, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    h = harness
+    await pos_sale(h, "POS-1", [("A001", 16)])
+    await tick(h, minutes=5)
+    await tick(h, minutes=120)  # nobody acted: the supervisor's copy arrives
+    await tick(h, minutes=5)
+    [escalated] = h.sandbox.cards_for("sup1")
+    await tap_and_settle(h, "m1", "alert:restocked:1")
+    assert h.sandbox.cards_for("m1")[0].replace_name == "已补货"
+    assert escalated.replace_name == "已由王店长处理" and escalated.buttons == []
+    h.clock.advance(minutes=1)
+    await h.sandbox.user_click("sup1", "alert:ackall:2", card=dataclasses.replace(escalated, updates=[]))
+    await h.settle()
+    assert h.texts_for("sup1")[-1] == "这条提醒已由王店长处理（已补货），无需再操作。"
+
+
+async def tap_and_settle(h: Harness, userid: str, key: str) -> None:
+    h.clock.advance(minutes=1)
+    await h.tap(userid, key)
