@@ -237,6 +237,10 @@ async def _alert_snooze(ctx: Context, event: CardClick, live: list[tuple[Alert, 
 async def _alert_transfer(ctx: Context, event: CardClick, alert: Alert, store: Store, sku: Sku) -> None:
     """Request the missing quantity from the region's store with the most to spare, through the one transfer
     request path (chat and API); the alert is acknowledged first, so a second tap requests nothing."""
+    if alert.kind != "low_stock":  # a negative stock needs a recount first; a slow seller needs no goods
+        await ctx.reply(render("alert_no_transfer", sku=sku.code, item=sku.name,
+                               negative=alert.kind == "negative_stock"))
+        return
     donor = await surplus_store(ctx.session, store, sku.id)
     if donor is None:
         await ctx.reply(render("alert_no_donor", sku=sku.code, item=sku.name))

@@ -251,3 +251,20 @@ async def test_handling_from_one_card_greys_the_other_copies_with_who(
 async def tap_and_settle(h: Harness, userid: str, key: str) -> None:
     h.clock.advance(minutes=1)
     await h.tap(userid, key)
+
+
+async def test_a_transfer_key_on_a_negative_stock_asks_for_a_recount_instead(
+    harness: Harness, chain: Chain, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    h = harness
+    await pos_sale(h, "POS-1", [("A001", 25)])
+    await tick(h, minutes=5)
+    async with sessions() as s, s.begin():
+        await dispatch(CardClick(from_user="m1", create_time=h.clock.now(), agent_id=1, key="alert:transfer:1",
+                                 task_id="alertdigest-1", card_type="button_interaction", response_code="rc"),
+                       h.app[DEPS], s)
+    await h.settle()
+    assert h.texts_for("m1")[-1] == "A001 农夫山泉 550ml 账上是负数，先别调货：请点「安排复盘」核实实物。"
+    assert (await alert_row(sessions)).state == "open"
+    async with sessions() as s:
+        assert (await s.execute(select(Transfer))).first() is None
