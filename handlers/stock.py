@@ -5,23 +5,28 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.cards import button_card
 from bot.errors import InvalidQuantity, InvalidState, NotAllowed, UnknownEntity
 from bot.events import CardClick, ScanCode, TextMessage
 from bot.messages import render
-from bot.notify import digest_alert_ids
+from bot.notify import digest_alert_ids, settle_handled
 from handlers import count_notify
 from handlers.parse import ascii_id, clip, looks_like_qty, normalize_text, parse_qty
 from handlers.router import UNHANDLED, Context, Router
+from handlers.transfer import request_transfer
 from models import conversation
-from models.alert import Alert, AlertDigest, acknowledge, may_handle, react, snooze
+from models.alert import Alert, AlertDigest, acknowledge, handle_on, may_handle, react, snooze, surplus_store
 from models.catalog import Sku, find_sku
 from models.count import STATE_NAMES as COUNT_STATE_NAMES
 from models.count import StockCount, decide, record_count, refusal
-from models.org import Staff, Store, region_supervisor, store_manager
+from models.org import Staff, Store, region_supervisor, staff_by_userid, store_manager
 from models.outbox import send_card, send_text, update_card_button
 from models.stock import book_move, get_level
 from models.task import record_task_count
+from models.task_recount import open_recount
+from models.transfer import LineRequest
 
 router = Router("stock")
 
@@ -88,7 +93,8 @@ def approval_card(count: StockCount, store: Store, sku: Sku, counter: Staff, rep
         title="盘点差异待审批",
         desc=f"{store.name} {sku.code} {sku.name}",
         rows=[("实点", str(count.counted)), ("系统", str(count.system_qty)), ("差异", f"{count.diff:+d}"),
-              ("盘点人", counter.name), ("盘点时间", count_notify.local_time(store, count.counted_at))],
+              ("盘点人", f"{counter.name}（{store.name}）"),
+              ("盘点时间", count_notify.local_time(store, count.counted_at))],
         buttons=[("同意入账", f"count:approve:{count.id}", 1), ("驳回", f"count:reject:{count.id}", 2)],
         sub_title=f"{replaced}同意后按实点数调整库存（盘点之后的销售照常扣减）；驳回则不调整。",
     )
@@ -131,34 +137,126 @@ async def count_button(event: CardClick, ctx: Context, action: str, ident: str) 
     return None
 
 
+ALERT_ACTIONS = ("ack", "snooze", "ackall", "snoozeall", "restocked", "transfer", "recount")
+HANDLED_NAMES = {"ack": "已确认", "restocked": "已补货", "transfer": "已申请调拨", "recount": "已安排复盘"}
+
+
+def handled_name(handled_as: str | None) -> str:
+    """"transfer:12" → "已申请调拨 #12"; what a stale tap is told was done."""
+    how, _, ref = (handled_as or "").partition(":")
+    name = HANDLED_NAMES.get(how, "")
+    return f"{name} #{ref}" if name and ref and how == "transfer" else name
+
+
 @router.button("alert")
 async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) -> Any:
     key_id = ascii_id(ident)
-    if action not in ("ack", "snooze", "ackall", "snoozeall") or key_id is None:
+    if action not in ALERT_ACTIONS or key_id is None:
         return UNHANDLED
     if action.endswith("all"):
         digest = await ctx.session.get(AlertDigest, key_id)
         ids = await digest_alert_ids(ctx.session, key_id) if digest else []
     else:
         ids = [key_id]
-    allowed = []
-    for alert_id in ids:
-        alert = await ctx.session.get(Alert, alert_id)
-        store = await ctx.session.get(Store, alert.store_id) if alert else None
-        if store is not None and may_handle(ctx.user, store):
-            allowed.append(alert_id)
+    found = [] if not ids else list((await ctx.session.execute(
+        select(Alert, Store, Sku).join(Store, Store.id == Alert.store_id).join(Sku, Sku.id == Alert.sku_id)
+        .where(Alert.id.in_(ids)).order_by(Alert.id).execution_options(populate_existing=True)
+    )).all())
+    if not found:
+        await ctx.reply(render("button_stale"))
+        return None
+    allowed = [(a, st, sku) for a, st, sku in found if may_handle(ctx.user, st)]
     if not allowed:
         raise NotAllowed(f"{ctx.user.userid} may not handle alerts {ids}", render("stock_not_allowed",
                                                                                    action="处理库存提醒"))
-    if action.startswith("ack"):
-        n = await acknowledge(ctx.session, allowed, ctx.user.userid, ctx.now)
-        label = "已确认"
-    else:
-        n = await snooze(ctx.session, allowed, ctx.now + timedelta(hours=SNOOZE_HOURS))
-        label = f"已暂停{SNOOZE_HOURS}小时"
-    await update_card_button(ctx.session, ctx.user.userid, event.response_code, label, now=ctx.now)
-    await ctx.reply(render("stock_alert_done", label=label, n=n))
+    live = [(a, st, sku) for a, st, sku in allowed if a.state == "open"]
+    if not live:
+        await _alert_settled(ctx, event, [a for a, _st, _sku in allowed])
+        return None
+    if action in ("snooze", "snoozeall"):
+        return await _alert_snooze(ctx, event, live)
+    if action in ("ack", "ackall"):
+        n = await acknowledge(ctx.session, [a.id for a, _st, _sku in live], ctx.user.userid, ctx.now)
+        if not n:  # a twin tap or someone else got there first
+            await _alert_settled(ctx, event, [a for a, _st, _sku in live])
+            return None
+        await settle_handled(ctx.session, [a.id for a, _st, _sku in live], ctx.user.name, ctx.now,
+                             tapped=event.task_id)
+        await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已确认", now=ctx.now)
+        await ctx.reply(render("alert_done", what=f"已确认 {n} 条库存提醒", next="到货入库后提醒会自动解除。"))
+        return None
+    alert, store, sku = live[0]
+    if action == "transfer":
+        return await _alert_transfer(ctx, event, alert, store, sku)
+    if not await acknowledge(ctx.session, [alert.id], ctx.user.userid, ctx.now, handled_as=action):
+        await _alert_settled(ctx, event, [alert])  # a twin tap or someone else got there first
+        return None
+    await settle_handled(ctx.session, [alert.id], ctx.user.name, ctx.now, tapped=event.task_id)
+    if action == "restocked":
+        await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已补货", now=ctx.now)
+        await ctx.reply(render("alert_done", what=f"{sku.code} {sku.name} 记为已补货",
+                               next="到货后请扫码入库，库存回到安全线以上提醒会自动解除。"))
+        return None
+    task = await open_recount(ctx.session, ctx.deps.config, store, sku, alert.id, ctx.now)
+    if task is None:
+        raise NotAllowed(f"store {store.code} has nobody to recount", "本店没有店员可以复盘，请联系管理员。")
+    await handle_on(ctx.session, alert.id, f"recount:{task.id}")
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已安排复盘", now=ctx.now)
+    await ctx.reply(render("alert_recount", sku=sku.code, item=sku.name, store=store.name, task=task.title))
     return None
+
+
+async def _alert_settled(ctx: Context, event: CardClick, alerts: list[Alert]) -> None:
+    """A tap on a card whose alerts are no longer open: they cleared by themselves, or someone handled them."""
+    if all(a.state == "resolved" and a.acknowledged_at is None for a in alerts):
+        await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已解除", now=ctx.now)
+        await ctx.reply(render("alert_cleared", many=len(alerts) > 1))
+        return
+    done = next((a for a in alerts if a.acknowledged_by), alerts[0])
+    person = await staff_by_userid(ctx.session, done.acknowledged_by) if done.acknowledged_by else None
+    by = "你" if done.acknowledged_by == ctx.user.userid else (person.name if person else "")
+    how = handled_name(done.handled_as)
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, how or "已处理", now=ctx.now)
+    await ctx.reply(render("alert_handled", by=by, how=how, many=len(alerts) > 1))
+
+
+async def _alert_snooze(ctx: Context, event: CardClick, live: list[tuple[Alert, Store, Sku]]) -> None:
+    """Quiet the alerts for 24 hours, except a negative stock: that one needs a recount, and is told so."""
+    negative = [sku for a, _st, sku in live if a.kind == "negative_stock"]
+    quiet = [a.id for a, _st, _sku in live if a.kind != "negative_stock"]
+    refusal = render("alert_no_snooze", skus="、".join(f"{s.code} {s.name}" for s in negative)) if negative else ""
+    if not quiet:
+        await ctx.reply(refusal)
+        return
+    n = await snooze(ctx.session, quiet, ctx.now + timedelta(hours=SNOOZE_HOURS))
+    label = f"已暂停{SNOOZE_HOURS}小时"
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, label, now=ctx.now)
+    await ctx.reply(render("alert_done", what=f"{label} {n} 条库存提醒", next=refusal or "到时还没解除会再提醒。"))
+
+
+async def _alert_transfer(ctx: Context, event: CardClick, alert: Alert, store: Store, sku: Sku) -> None:
+    """Request the missing quantity from the region's store with the most to spare, through the one transfer
+    request path (chat and API); the alert is acknowledged first, so a second tap requests nothing."""
+    if alert.kind != "low_stock":  # a negative stock needs a recount first; a slow seller needs no goods
+        await ctx.reply(render("alert_no_transfer", sku=sku.code, item=sku.name,
+                               negative=alert.kind == "negative_stock"))
+        return
+    donor = await surplus_store(ctx.session, store, sku.id)
+    if donor is None:
+        await ctx.reply(render("alert_no_donor", sku=sku.code, item=sku.name))
+        return
+    if not await acknowledge(ctx.session, [alert.id], ctx.user.userid, ctx.now, handled_as="transfer"):
+        await _alert_settled(ctx, event, [alert])
+        return
+    await settle_handled(ctx.session, [alert.id], ctx.user.name, ctx.now, tapped=event.task_id)
+    level = await get_level(ctx.session, store.id, sku.id)
+    short = (level.safety_stock - level.on_hand) if level else 1
+    qty = max(1, min(short, donor[1]))
+    t = await request_transfer(ctx.session, ctx.user, from_store=donor[0].code, to_store=None,
+                               lines=[LineRequest(sku.code, qty)], now=ctx.now)
+    await handle_on(ctx.session, alert.id, f"transfer:{t.id}")
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, handled_name(f"transfer:{t.id}"),
+                             now=ctx.now)
 
 
 def _scan_filter(event: ScanCode, _ctx: Context) -> dict[str, Any] | None:

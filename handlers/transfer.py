@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import InvalidInput, InvalidQuantity, InvalidState, UnknownEntity
@@ -26,6 +27,8 @@ router = Router("transfer")
 
 CANCEL_USAGE = "取消写法：取消调拨 <调拨单号>，例如「取消调拨 12」。"
 URGENT_WORDS = {"急", "加急", "紧急", "urgent", "!", "！"}
+DECIDERS = {"approved": "approved_by", "rejected": "rejected_by", "cancelled": "cancelled_by",
+            "shipped": "shipped_by", "received": "received_by", "partially_received": "received_by"}
 BUTTON_LABELS = {"approve": "已同意", "reject": "已拒绝", "ship": "已出库", "receive": "已签收"}
 
 
@@ -123,7 +126,9 @@ async def transfer_button(event: CardClick, ctx: Context, action: str, ident: st
     if transfer_id is None:
         raise InvalidInput(f"transfer button {ident[:40]!r}", render("button_stale"))
     t = await tr.get_transfer(ctx.session, transfer_id)
-    if action == "receive":
+    if action in notify.REJECT_REASONS:
+        await _reject(ctx, t, event, notify.REJECT_REASONS[action])
+    elif action == "receive":
         await _receive(ctx, t, None, clicked=event)
     elif step is None:
         raise UnknownEntity("transfer action", action, "这个按钮已失效，请在最新的卡片上操作。")
@@ -132,11 +137,19 @@ async def transfer_button(event: CardClick, ctx: Context, action: str, ident: st
 
 
 async def _lost_race(ctx: Context, t: tr.Transfer, event: CardClick | None, err: InvalidState) -> None:
-    """The transfer moved on before this action: grey the clicked card with the current state and say so."""
-    current = (await tr.get_transfer(ctx.session, t.id)).state
+    """The transfer moved on before this action: grey the clicked card with the current state and say so, naming
+    who decided when that was someone else (the other supervisor, an admin)."""
+    current = await tr.get_transfer(ctx.session, t.id)
     if event is not None:
         await update_card_button(ctx.session, event.from_user, event.response_code,
-                                 tr.STATE_NAMES.get(current, current)[:10], now=ctx.now)
+                                 tr.STATE_NAMES.get(current.state, current.state)[:10], now=ctx.now)
+    by = DECIDERS.get(current.state)
+    who = getattr(current, by) if by else None
+    if who and who != ctx.user.userid:
+        await ctx.reply(render("transfer_preempted", id=t.id, by=await notify.actor_name(ctx.session, who),
+                               state=tr.STATE_NAMES.get(current.state, current.state),
+                               reason=current.reject_reason if current.state == "rejected" else None))
+        return
     await ctx.reply(err.user_message)
 
 
@@ -175,14 +188,24 @@ async def _approve(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
     await notify.send_ship_card(ctx.session, t, ctx.now)
 
 
-async def _reject(ctx: Context, t: tr.Transfer, event: CardClick) -> None:
-    if isinstance(await _transition(ctx, t, event, tr.reject(ctx.session, t, ctx.user, ctx.now)), _Lost):
+async def _reject(ctx: Context, t: tr.Transfer, event: CardClick, reason: str | None = None) -> None:
+    """Reject (with the reason button's words, if any): the requester hears why and what to do instead, and a
+    supervisor of the other region whose approval this overrules hears by whom."""
+    if isinstance(await _transition(ctx, t, event, tr.reject(ctx.session, t, ctx.user, ctx.now, reason)), _Lost):
         return
+    # read after the guarded UPDATE took the row lock: an approval committed while we waited is seen
+    approved_before = [u for u in (await ctx.session.execute(
+        select(tr.TransferApproval.decided_by).where(tr.TransferApproval.transfer_id == t.id,
+                                                     tr.TransferApproval.decision == "approved")
+    )).scalars() if u and u != ctx.user.userid]
     await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已拒绝", now=ctx.now)
-    await notify.settle_cards(ctx.session, t, "approve", f"已被{ctx.user.name}拒绝", "已拒绝", ctx.now,
-                              skip={ctx.user.userid})
-    await notify.tell(ctx.session, [t.requested_by], render("transfer_rejected", id=t.id, by=ctx.user.name),
-                      ctx.now, f"{t.id}:rejected")
+    why = f"（{reason}）" if reason else ""
+    await notify.settle_cards(ctx.session, t, "approve", f"已被{ctx.user.name}拒绝{why}", "已拒绝", ctx.now,
+                              skip={ctx.user.userid, *approved_before})
+    await notify.tell(ctx.session, [t.requested_by], render("transfer_rejected", id=t.id, by=ctx.user.name,
+                                                            reason=reason), ctx.now, f"{t.id}:rejected")
+    await notify.tell(ctx.session, approved_before, render(
+        "transfer_overruled", id=t.id, by=ctx.user.name, reason=reason), ctx.now, f"{t.id}:overruled")
 
 
 async def _react(ctx: Context, store_id: int, t: tr.Transfer) -> None:

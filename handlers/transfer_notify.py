@@ -54,23 +54,51 @@ def names(people: list[Staff]) -> str:
     return "、".join(p.name for p in people) or "管理员"
 
 
+# Reason buttons on an approval card: `transfer:<action>:<id>`; the plain `transfer:reject:<id>` stays.
+REJECT_REASONS = {
+    "reject_short": "对方库存也不足",
+    "reject_many": "数量太多",
+    "reject_warehouse": "请改从仓库补",
+}
+
+
+def urgency(levels: list[tuple[str, int, int]]) -> str:
+    """How urgent a request is for the store asking, from its (code, on_hand, safety) per line, worst first:
+    "缺货" at zero or below, "低于安全线" under it, otherwise "不急"."""
+    def rank(level: tuple[str, int, int]) -> tuple[int, int]:
+        _code, on_hand, safety = level
+        return (0 if on_hand <= 0 else 1 if on_hand < safety else 2, on_hand - safety)
+
+    code, on_hand, safety = min(levels, key=rank)
+    word = "缺货" if on_hand <= 0 else "低于安全线" if on_hand < safety else "不急"
+    return f"{word}（{code} 存{on_hand}/安全{safety}）"
+
+
 async def _approval_card(session: AsyncSession, t: Transfer, userid: str, suffix: str) -> dict[str, object]:
+    """Who asked (name and store), how urgent (the asking store's stock against its safety line), the goods with
+    both stores' stock, and the decision: agree, reject, or reject with a reason the requester is told."""
     source, dest = await stores_of(session, t)
-    rows: list[tuple[str, str]] = [("调出 → 调入", f"{source.code} → {dest.code}")]
     lines = await lines_of(session, t.id)
-    for line, sku in lines[:5]:
+    goods: list[tuple[str, str]] = []
+    levels: list[tuple[str, int, int]] = []
+    for line, sku in lines:
         src, dst = await get_level(session, source.id, sku.id), await get_level(session, dest.id, sku.id)
+        levels.append((sku.code, dst.on_hand if dst else 0, dst.safety_stock if dst else 0))
         have = f"{source.code}存{src.on_hand if src else 0}｜{dest.code}存{dst.on_hand if dst else 0}"
-        rows.append((f"{sku.code} {sku.name}", f"×{line.qty}｜{have}"))
-    flags = ("【加急】" if t.urgent else "") + ("调出店库存不足，可能无法足量调出。" if t.short_at_source else "")
-    more = f"另有 {len(lines) - 5} 个商品，见调拨单。" if len(lines) > 5 else ""
+        goods.append((f"{sku.code} {sku.name}", f"×{line.qty}｜{have}"))
+    asker = await actor_name(session, t.requested_by)
+    rows = [("申请人", f"{asker}（{dest.name}）"), ("紧急程度", ("加急·" if t.urgent else "") + urgency(levels)),
+            *goods[:4]]
+    flags = "调出店库存不足，可能无法足量调出。" if t.short_at_source else ""
+    more = f"另有 {len(lines) - 4} 个商品，见调拨单。" if len(lines) > 4 else ""
     return button_card(
         task_id=card_task_id("transfer", t.id, "approve", userid, *([suffix] if suffix else [])),
         title=f"调拨审批 #{t.id}",
-        desc=f"{label(dest)} 申请从 {label(source)} 调货",
-        sub_title=f"{flags}{more}请同意或拒绝。",
+        desc=f"{asker}（{label(dest)}）申请从 {label(source)} 调货",
+        sub_title=f"{flags}{more}请同意或拒绝；拒绝可点原因，申请人会看到。",
         rows=rows,
-        buttons=[("同意", f"transfer:approve:{t.id}", 1), ("拒绝", f"transfer:reject:{t.id}", 2)],
+        buttons=[("同意", f"transfer:approve:{t.id}", 1), ("拒绝", f"transfer:reject:{t.id}", 2),
+                 *((f"拒绝：{why}", f"transfer:{action}:{t.id}", 2) for action, why in REJECT_REASONS.items())],
     )
 
 

@@ -45,6 +45,7 @@ class Alert(Base):
     created_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    handled_as: Mapped[str | None] = mapped_column(String(32))  # ack | restocked | transfer:<id> | recount:<id>
     resolved_at: Mapped[datetime | None]
     snoozed_until: Mapped[datetime | None]
     esc_step: Mapped[int] = mapped_column(default=0)
@@ -171,7 +172,11 @@ async def evaluate(
             "WHERE sl.store_id = alerts.store_id AND sl.sku_id = alerts.sku_id), '')"
             + _pairs_filter(pairs, params, "alerts")
         )
-        await session.execute(_sql(resolve, params), params)
+        cleared = list((await session.execute(_sql(resolve + " RETURNING id", params), params)).scalars())
+        if cleared:
+            from bot.notify import settle_cleared  # notify builds on this module; imported late
+
+            await settle_cleared(session, cleared, now)
     if not todo_raise:
         return []
     raise_sql = (
@@ -250,24 +255,48 @@ async def _add_notice(session: AsyncSession, alert_id: int, step: int, recipient
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["alert_id", "step", "recipient"]))
 
 
-async def acknowledge(session: AsyncSession, ids: Sequence[int], userid: str, now: datetime) -> int:
-    """open → acknowledged; stops the chain. Returns how many changed."""
+async def acknowledge(session: AsyncSession, ids: Sequence[int], userid: str, now: datetime,
+                      handled_as: str = "ack") -> int:
+    """open → acknowledged; stops the chain and records who and how (ack, restocked, transfer:<id>, recount:<id>).
+    Returns how many changed: the guarded UPDATE makes a double tap or two people at once one decision."""
     result = await session.execute(
         sa_update(Alert).where(Alert.id.in_(list(ids)), Alert.state == "open")
-        .values(state="acknowledged", acknowledged_at=now, acknowledged_by=userid, esc_due_at=None)
+        .values(state="acknowledged", acknowledged_at=now, acknowledged_by=userid, esc_due_at=None,
+                handled_as=handled_as)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def snooze(session: AsyncSession, ids: Sequence[int], until: datetime) -> int:
-    """Quiet an open alert until `until`: no chain step fires before then."""
+    """Quiet an open alert until `until`: no chain step fires before then. A negative stock is never quieted:
+    the books are wrong and someone must recount."""
     result = await session.execute(
-        sa_update(Alert).where(Alert.id.in_(list(ids)), Alert.state == "open")
+        sa_update(Alert).where(Alert.id.in_(list(ids)), Alert.state == "open", Alert.kind != "negative_stock")
         .values(snoozed_until=until)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def handle_on(session: AsyncSession, alert_id: int, handled_as: str) -> None:
+    """Say how an acknowledged alert was handled once that is known (the transfer or task id)."""
+    await session.execute(sa_update(Alert).where(Alert.id == alert_id).values(handled_as=handled_as)
+                          .execution_options(synchronize_session=False))
+
+
+async def surplus_store(session: AsyncSession, store: Store, sku_id: int) -> tuple[Store, int] | None:
+    """The store of the same region with the most stock above its safety line for this SKU (ties: the lowest
+    code), and that surplus; None when no other store of the region has any to spare."""
+    from models.stock import StockLevel
+
+    surplus = StockLevel.on_hand - StockLevel.safety_stock
+    row = (await session.execute(
+        select(Store, surplus).join(StockLevel, StockLevel.store_id == Store.id)
+        .where(Store.region_id == store.region_id, Store.id != store.id, StockLevel.sku_id == sku_id, surplus > 0)
+        .order_by(surplus.desc(), Store.code).limit(1)
+    )).first()
+    return (row[0], int(row[1])) if row else None
 
 
 def may_handle(user: Staff, store: Store) -> bool:

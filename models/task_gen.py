@@ -160,11 +160,13 @@ def _insert(session: AsyncSession) -> Any:
 
 
 async def create_tasks(
-    session: AsyncSession, settings: Settings, new: Sequence[NewTask], now: datetime, *, jitter: bool = False
+    session: AsyncSession, settings: Settings, new: Sequence[NewTask], now: datetime, *, jitter: bool = False,
+    skus: dict[int, list[int]] | None = None,
 ) -> list[int]:
     """Insert the instances (a conflict on (template, store, period) inserts nothing), list the count SKUs
     and queue each new instance's card: at its fire time (now for manual runs and broadcasts), spread over
-    `push_jitter_seconds` only with `jitter` (the scheduled fan-out). Returns the ids of what was created."""
+    `push_jitter_seconds` only with `jitter` (the scheduled fan-out); `skus` (store id → SKU ids) replaces the
+    cycle-count choice. Returns the ids of what was created."""
     created: list[tuple[int, NewTask]] = []
     by_key = {(n.template_key, n.store.id, n.period): n for n in new}
     rows = [
@@ -183,7 +185,12 @@ async def create_tasks(
         result = await session.execute(stmt, rows[i : i + CHUNK])
         created.extend((tid, by_key[(key, sid, per)]) for tid, key, sid, per in result.all())
     counting = [(tid, n) for tid, n in created if n.count_skus]
-    lists = await choose_count_skus(session, {n.store.id: n.count_skus for _, n in counting}, now) if counting else {}
+    if skus is not None:  # the caller names the SKUs to count per store (a recount of one SKU)
+        lists = {n.store.id: skus.get(n.store.id, []) for _, n in counting}
+    elif counting:
+        lists = await choose_count_skus(session, {n.store.id: n.count_skus for _, n in counting}, now)
+    else:
+        lists = {}
     line_rows = [
         {"task_id": tid, "store_id": n.store.id, "sku_id": sku, "listed_at": now}
         for tid, n in counting for sku in lists.get(n.store.id, [])

@@ -53,6 +53,7 @@ class Transfer(Base):
     approved_by: Mapped[str | None] = mapped_column(String(64))
     rejected_at: Mapped[datetime | None]
     rejected_by: Mapped[str | None] = mapped_column(String(64))
+    reject_reason: Mapped[str | None] = mapped_column(String(64))  # the reason button the rejecter chose
     shipped_at: Mapped[datetime | None]
     shipped_by: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime | None]
@@ -246,10 +247,12 @@ async def approve(session: AsyncSession, transfer: Transfer, actor: Staff, now: 
     return True
 
 
-async def reject(session: AsyncSession, transfer: Transfer, actor: Staff, now: datetime) -> None:
+async def reject(session: AsyncSession, transfer: Transfer, actor: Staff, now: datetime,
+                 reason: str | None = None) -> None:
+    """requested → rejected, with the reason the rejecter chose (None: a plain reject)."""
     regions = _approver_regions(actor, await approvals_of(session, transfer.id))
     await _guarded(session, transfer, ("requested",), "拒绝", state="rejected", rejected_at=now,
-                   rejected_by=actor.userid)
+                   rejected_by=actor.userid, reject_reason=reason)
     await session.execute(
         update(TransferApproval)
         .where(TransferApproval.transfer_id == transfer.id, TransferApproval.region_id.in_(regions))
@@ -369,4 +372,5 @@ async def as_dict(session: AsyncSession, transfer: Transfer) -> dict[str, object
         "requested_by": transfer.requested_by, "urgent": transfer.urgent, "emergency": transfer.emergency,
         "short_at_source": transfer.short_at_source, "reason": transfer.reason, "lines": lines,
         "in_transit": total, "approvals": approvals, **stamp, **actors,
+        "reject_reason": transfer.reject_reason,
     }

@@ -78,7 +78,7 @@ async def test_sale_under_the_line_reaches_the_manager_as_one_digest_within_the_
     await tick(h, seconds=1)
     [card] = h.sandbox.cards_for("m1")
     assert card.at <= datetime(2026, 11, 24, 1, 5, tzinfo=UTC)
-    assert card_keys(h, "m1") == [["alert:ackall:1", "alert:snoozeall:1", "alert:ack:1"]]
+    assert card_keys(h, "m1") == [["alert:ackall:1", "alert:snoozeall:1", "alert:transfer:1", "alert:restocked:1"]]
     assert "A001" in json.dumps(card.card, ensure_ascii=False)
     assert card.card["card_action"]["url"].endswith("/dashboard")
     await tick(h, minutes=10)
@@ -114,7 +114,7 @@ async def test_ten_skus_under_the_line_still_make_one_card(
     body = card.card
     assert "共 10 条" in body["main_title"]["desc"] and "另有 4 条" in body["main_title"]["desc"]
     assert len(body["horizontal_content_list"]) == 6 and len(body["button_list"]) == 6
-    assert body["horizontal_content_list"][0]["keyname"].endswith(codes[6])  # worst first: 3 left of 5
+    assert body["horizontal_content_list"][0]["keyname"] == f"徐汇店 {codes[6]} 测试商品6"  # worst first: 3 left of 5
     assert h.sandbox.messages_for("m1") == [card]
 
 
@@ -135,7 +135,7 @@ async def test_unacknowledged_goes_to_the_supervisor_after_the_wait_acknowledged
     await tick(h, minutes=5)
     [escalated] = h.sandbox.cards_for("sup1")
     text = json.dumps(escalated.card, ensure_ascii=False)
-    assert "A001" in text and "静安店" not in text  # only the unacknowledged S001 alert
+    assert "A001" in text and "A002" not in text  # only the unacknowledged S001 alert
     await tick(h, minutes=30)
     await alert_tick(h.app[DEPS])  # a second process / a restart fires nothing again
     await h.settle()

@@ -96,7 +96,7 @@ async def test_request_approve_ship_receive_moves_stock_at_both_stores(
     t = await only_transfer(deps.sessions)
     assert (t.state, t.requested_by, t.emergency) == ("requested", "s3", False)
     [card] = cards(await outbox(deps.sessions, "sup1"))
-    assert keys(card) == [f"transfer:approve:{t.id}", f"transfer:reject:{t.id}"]
+    assert keys(card)[:2] == [f"transfer:approve:{t.id}", f"transfer:reject:{t.id}"]
     rows = {r["keyname"]: r["value"] for r in card["horizontal_content_list"]}
     assert rows["A001 农夫山泉 550ml"] == "×5｜S001存20｜S002存20"
     assert "已提交" in texts(await outbox(deps.sessions, "s3"))[0]
