@@ -25,7 +25,7 @@ async def test_a_managers_day(day: Day, chain: Chain) -> None:
     await d.ask("s1", "盘点 可乐 47个")
     card = d.card("m1", "count-1")
     assert card.card["main_title"] == {"title": "盘点差异待审批", "desc": "徐汇店 A002 可口可乐 330ml"}
-    assert rows(card.card)[:4] == [("实点", "47"), ("系统", "20"), ("差异", "+27"), ("盘点人", "李小妹")]
+    assert rows(card.card)[:4] == [("实点", "47"), ("系统", "20"), ("差异", "+27"), ("盘点人", "李小妹（徐汇店）")]
     assert await d.ask("m1", "待审批") == (
         "等你审批（1 项）：\n盘点 #1 徐汇店(S001) A002 可口可乐 330ml：实点 47，系统 20，差 +27（李小妹，已等 刚刚）\n"
         "在对应的审批卡片上点「同意」或「拒绝」。")
@@ -46,7 +46,7 @@ async def test_a_managers_day(day: Day, chain: Chain) -> None:
     d.h.clock.advance(minutes=6)  # the digest window closes
     await d.sale("POS-2", "S001", "A004", 1)
     alerts = d.card("m1", "alertdigest-")
-    assert ("徐汇店 A003", "低于安全库存 现有3 安全5") in rows(alerts.card)
+    assert ("徐汇店 A003 乐事薯片 原味", "低于安全库存 现有3 安全5｜静安店可调15") in rows(alerts.card)
     ack_all = next(k for _, k in alerts.buttons if k.startswith("alert:ackall:"))
     d.h.clock.advance(minutes=1)
     await d.h.sandbox.user_click("m1", ack_all, card=alerts)
@@ -54,8 +54,8 @@ async def test_a_managers_day(day: Day, chain: Chain) -> None:
     await d.h.settle()
     done, again = d.texts("m1")[-2:]
     assert done.startswith("已确认 ")
-    assert done.endswith("条提醒。补货或调拨后提醒会自动关闭；发「库存 商品」可随时查看。")
-    assert again == "这些提醒已经有人处理过了，不用再点。发「库存 商品」看现在的库存。"
+    assert "条库存提醒" in done and "提醒会自动解除" in done
+    assert again == "这些提醒已由你处理（已确认），无需再操作。"
 
     # 11:00 静安店 asks for water; the supervisor approves; the ship card names the goods; he ships 3 of 5
     await d.at(11, 0)

@@ -45,8 +45,8 @@ async def test_a_supervisors_day(day: Day, chain: Chain) -> None:
         "调拨 #2 徐汇店(S001)→静安店(S002)：A003 乐事薯片 原味 ×4（钱多多申请，已等 19 小时）\n"
         "在对应的审批卡片上点「同意」或「拒绝」；调拨卡片找不到时，等提醒会重发一张。")
     card = d.card("sup1", "transfer-1-approve")
-    assert card.card["main_title"] == {"title": "调拨审批 #1", "desc": "徐汇店(S001) 申请从 静安店(S002) 调货"}
-    assert card.buttons == [("同意", "transfer:approve:1"), ("拒绝", "transfer:reject:1")]
+    assert card.card["main_title"] == {"title": "调拨审批 #1", "desc": "李小妹（徐汇店(S001)）申请从 静安店(S002) 调货"}
+    assert card.buttons[:2] == [("同意", "transfer:approve:1"), ("拒绝", "transfer:reject:1")]
     before = len(d.texts("sup1"))
     d.h.clock.advance(minutes=1)
     first = await d.h.sandbox.user_click("sup1", "transfer:approve:1", card=card, repeat=3)  # WeCom retries it
