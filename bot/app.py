@@ -15,6 +15,7 @@ from bot import api, db
 from bot.api import stock as stock_api
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.console import setup_console
 from bot.deps import Deps
 from bot.errors import StorebotError
 from bot.inbox import inbox_ctx
@@ -56,6 +57,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.cleanup_ctx.append(stock_api.menu_ctx)  # menu/create with the scan buttons, when wecom.create_menu
     api.setup_routes(app)
     callback.setup(app)
+    setup_console(app)
     return app
 
 
