@@ -8,6 +8,7 @@ Head office (admin) edits chain-wide settings; everyone else sees them read-only
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -226,12 +227,27 @@ async def audit(request: web.Request) -> web.StreamResponse:
     labels = {name: e.label for name, e in EDITABLE.items()} | {SAFETY_STOCK: "安全库存"}
     items = [{
         "id": r.id, "at": r.at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"), "who": f"{r.person}（{r.userid}）",
-        "what": labels.get(r.setting, r.setting), "scope": r.scope, "old": _short(r.old_value),
-        "new": _short(r.new_value), "source": "表单" if r.source == "form" else f"文件 {r.source}",
+        "what": labels.get(r.setting, r.setting), "scope": r.scope, "old": _shown(r.setting, r.old_value),
+        "new": _shown(r.setting, r.new_value), "source": "表单" if r.source == "form" else f"文件 {r.source}",
     } for r in rows]
     older = items[-1]["id"] if len(items) == 100 else None
     return render(request, viewer, "audit.html", title="修改记录", items=items, older=older)
 
 
-def _short(text: str, limit: int = 300) -> str:
+def _shown(setting: str, stored: str, limit: int = 300) -> str:
+    """An audit value as people read it: plain text, the escalation chain as the form shows it, templates by
+    title; anything unexpected as stored."""
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        value = stored
+    if setting == "alerts.escalation" and isinstance(value, dict):
+        text = forms.escalation_text(value)
+    elif setting == "tasks" and isinstance(value, list):
+        text = "、".join(f"{t.get('title', '')}（{t.get('schedule', '')}，{t.get('points', 10)} 分）"
+                        for t in value if isinstance(t, dict)) or "（没有模板）"
+    elif isinstance(value, str):
+        text = value or "（不设）"
+    else:
+        text = json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else str(value)
     return text if len(text) <= limit else text[:limit] + "…"
