@@ -193,3 +193,21 @@ async def test_sandbox_getuserinfo_behaves_like_wecom(console: Console, chain) -
         bad_app = await http.get(f"{sb}/connect/oauth2/authorize", params={
             "appid": "wrong", "redirect_uri": "http://x/", "response_type": "code", "scope": "snsapi_base"})
         assert bad_app.status == 400
+
+
+async def test_cookies_are_secure_behind_https(make_client, make_settings, sandbox, chain) -> None:
+    """Behind https both cookies are Secure (the browser here talks http, so the login cookie is sent by hand)."""
+    from bot.console.auth import STATE_COOKIE
+
+    client = await make_client(make_settings(server={"public_url": "https://console.example.cn"},
+                                             wecom={"api_base": sandbox.config.public_url}))
+    start = await client.get("/console/login", allow_redirects=False)
+    assert start.cookies[STATE_COOKIE]["secure"]
+    query = parse_qs(urlsplit(start.headers["Location"]).query)
+    assert query["redirect_uri"] == ["https://console.example.cn/console/oauth"]
+    code = issue_login_code(sandbox, "m1")
+    done = await client.get(f"/console/oauth?code={code}&state={query['state'][0]}", allow_redirects=False,
+                            headers={"Cookie": f"{STATE_COOKIE}={start.cookies[STATE_COOKIE].value}"})
+    assert done.status == 302
+    assert done.cookies[COOKIE]["secure"] and done.cookies[COOKIE]["httponly"]
+    assert done.cookies[COOKIE]["samesite"] == "Lax"

@@ -279,3 +279,43 @@ async def test_a_file_with_a_bad_line_changes_nothing(client, chain, sessions) -
     assert await _safety(sessions, chain, "S001", "A001") == 5
     async with sessions() as session:
         assert (await session.execute(select(SafetyImport))).first() is None
+
+
+async def test_a_template_added_in_the_console_is_generated_by_the_running_scheduler_job(
+    client, chain, sessions
+) -> None:
+    """The scheduler's job reads deps.config: a template saved in the console is due at its next time, with no
+    restart (09:00 in Shanghai is the test clock's now)."""
+    from models.task import TaskInstance
+    from scheduler.task_jobs import generate_tasks
+
+    sign_in(client, "admin")
+    form = {"original": "", "key": "console_check", "title": "控制台加的检查", "schedule": "0 9 * * *",
+            "assignee_role": "manager", "proof": "confirm", "due_minutes": "60", "points": "3", "stores": "S001",
+            "body": ""}
+    await client.post("/console/settings/tasks", data={**form, "csrf": await _csrf(client)})
+    created = await generate_tasks(client.server.app[DEPS])
+    async with sessions() as session:
+        rows = (await session.execute(select(TaskInstance).where(TaskInstance.id.in_(created)))).scalars().all()
+    assert [(r.template_key, r.store_id, r.title) for r in rows] == [
+        ("console_check", chain.stores["S001"].id, "控制台加的检查")]
+
+
+async def test_count_approval_threshold_edited_in_the_console_decides_the_next_count(harness, chain,
+                                                                                    sessions) -> None:
+    """Through the chat: "盘点 A001 19" (system 20) books at once under config.toml's thresholds (5 units, 20%), and
+    waits for the manager's approval once head office set them to 0 in the console."""
+    from models.count import StockCount
+
+    async def states() -> list[str]:
+        async with sessions() as session:
+            return list((await session.execute(select(StockCount.state).order_by(StockCount.id))).scalars())
+
+    await harness.say("s1", "盘点 A001 19")
+    assert await states() == ["booked"]
+    sign_in(harness.client, "admin")
+    resp = await harness.client.post("/console/settings/rules", data={
+        **RULES, "count_approval_units": "0", "count_approval_percent": "0", "csrf": await _csrf(harness.client)})
+    assert resp.status == 200
+    await harness.say("s1", "盘点 A002 19")
+    assert await states() == ["booked", "pending"]
