@@ -40,7 +40,8 @@ class LiveSettings:
                 break
             except SettingInvalid as err:
                 bad = next((k for k in remaining if err.name == k or err.name.startswith(k + ".")), None)
-                bad = bad or next(k for k in remaining if k.startswith(err.name.partition(".")[0]))
+                bad = bad or next((k for k in remaining if k.startswith(err.name.partition(".")[0])), None)
+                bad = bad or next(iter(remaining))
                 log.error("console setting %s is not valid any more (%s); using config.toml's value", bad, err)
                 remaining.pop(bad)
         self.fingerprint = fingerprint

@@ -319,3 +319,18 @@ async def test_count_approval_threshold_edited_in_the_console_decides_the_next_c
     assert resp.status == 200
     await harness.say("s1", "盘点 A002 19")
     assert await states() == ["booked", "pending"]
+
+
+async def test_audit_list_follows_the_viewers_stores(client, chain, sessions) -> None:
+    sign_in(client, "m1")
+    await client.post("/console/settings/safety", data={"store": "S001", "sku": "A002", "value": "11",
+                                                         "csrf": await _csrf(client, "/console/settings/safety")})
+    sign_in(client, "admin")
+    await client.post("/console/settings/rules", data={**RULES, "csrf": await _csrf(client)})
+    admin_page = await (await client.get("/console/settings/audit")).text()
+    assert "S001 A002" in admin_page and "滞销天数" in admin_page
+    sign_in(client, "m3")  # S003, another region
+    other = await (await client.get("/console/settings/audit")).text()
+    assert "S001 A002" not in other and "滞销天数" in other
+    sign_in(client, "sup1")  # S001's region
+    assert "S001 A002" in await (await client.get("/console/settings/audit")).text()
