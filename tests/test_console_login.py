@@ -211,3 +211,33 @@ async def test_cookies_are_secure_behind_https(make_client, make_settings, sandb
     assert done.status == 302
     assert done.cookies[COOKIE]["secure"] and done.cookies[COOKIE]["httponly"]
     assert done.cookies[COOKIE]["samesite"] == "Lax"
+
+
+async def test_require_viewer_answers_401_for_exports_and_redirects_pages(make_settings, engine, clock, chain) -> None:
+    """The contract board pages rely on: an export without a session is 401, a page is sent to the login."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.app import create_app
+    from bot.console.session import require_viewer
+
+    async def probe(request: web.Request) -> web.Response:
+        viewer = await require_viewer(request)
+        return web.Response(text=f"hello {viewer.userid}")
+
+    app = create_app(make_settings(), clock=clock, engine=engine)
+    app.router.add_get("/console/export/probe.csv", probe)
+    app.router.add_get("/console/probe", probe)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        export = await client.get("/console/export/probe.csv", headers=auth())
+        assert export.status == 401
+        page = await client.get("/console/probe?x=1", allow_redirects=False)
+        location = page.headers["Location"]
+        assert page.status == 302 and location.startswith("/console/login?")
+        assert parse_qs(urlsplit(location).query)["next"] == ["/console/probe?x=1"]
+        sign_in(client, "m2")
+        assert await (await client.get("/console/export/probe.csv")).text() == "hello m2"
+    finally:
+        await client.close()
