@@ -67,6 +67,7 @@ class WeComSettings(_Section):
     token: SecretStr = SecretStr("")
     encoding_aes_key: SecretStr = SecretStr("")
     api_base: str = "https://qyapi.weixin.qq.com"
+    oauth_base: str = "https://open.weixin.qq.com"  # WeCom's web login (the console); the demo points it at the sandbox
     callback_path: str = "/wecom/callback"
     max_timestamp_skew_seconds: int = Field(300, ge=0)
     request_timeout_seconds: float = Field(10.0, gt=0)
@@ -225,6 +226,11 @@ class RetentionSettings(_Section):
     max_batches: int = Field(20, ge=1, le=1000)  # per table per run: a big backlog is worked off over many runs
 
 
+class ConsoleSettings(_Section):
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)  # a console login lasts this long
+    reload_seconds: float = Field(30.0, gt=0, le=60)  # how often a server re-reads settings changed in the console
+
+
 class SchedulerSettings(_Section):
     enabled: bool = True
 
@@ -249,6 +255,7 @@ class Settings(_Section):
     scheduler: SchedulerSettings = SchedulerSettings()
     inbox: InboxSettings = InboxSettings()
     retention: RetentionSettings = RetentionSettings()
+    console: ConsoleSettings = ConsoleSettings()
     tasks: tuple[TaskTemplate, ...] = ()
     customers: CustomersSettings = CustomersSettings()
     segments: tuple[SegmentConfig, ...] = ()
