@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from aiohttp import web
@@ -57,11 +57,16 @@ def secure_cookies(settings: Settings) -> bool:
     return settings.server.public_url.startswith("https://")
 
 
+def session_value(settings: Settings, userid: str, now: datetime) -> str:
+    """The cookie value of a new session for `userid` (tests use it to sign someone in directly)."""
+    return f"{_encode(userid)}~{signing.issue(_key(settings, userid), now, session_lifetime(settings))}"
+
+
 def issue_session(request: web.Request, response: web.StreamResponse, userid: str) -> None:
     """A new session for `userid` in an HttpOnly, SameSite=Lax cookie (Secure when the public URL is https)."""
     settings = request.app[SETTINGS]
     lifetime = session_lifetime(settings)
-    value = f"{_encode(userid)}~{signing.issue(_key(settings, userid), request.app[CLOCK].now(), lifetime)}"
+    value = session_value(settings, userid, request.app[CLOCK].now())
     response.set_cookie(COOKIE, value, path=COOKIE_PATH, max_age=int(lifetime.total_seconds()), httponly=True,
                         samesite="Lax", secure=secure_cookies(settings))
 
