@@ -21,7 +21,8 @@ class PhotoReview(Base):
     __tablename__ = "photo_reviews"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    photo_id: Mapped[int] = mapped_column(ForeignKey("task_photos.id"), unique=True)
+    # pruned with its photo (retention deletes old photos)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("task_photos.id", ondelete="CASCADE"), unique=True)
     decision: Mapped[str] = mapped_column(String(16))
     reviewed_by: Mapped[str] = mapped_column(String(64))
     reviewed_at: Mapped[datetime]
