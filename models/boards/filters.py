@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -28,6 +28,9 @@ MAX_RANGE_DAYS = 731
 DEFAULT_RANGE_DAYS = 30
 MAX_TEXT = 64
 Stamp = ColumnElement[datetime] | InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None]
+# constants in the SQL text, not bound: GROUP BY must repeat the very expression the SELECT has
+_PG_OFFSET: ColumnElement[object] = literal_column(f"interval '{BOARD_OFFSET_HOURS} hours'")
+_SQLITE_OFFSET: ColumnElement[object] = literal_column(f"'+{BOARD_OFFSET_HOURS} hours'")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -207,14 +210,14 @@ async def categories(session: AsyncSession) -> list[str]:
 def local_day(column: Stamp, dialect: str) -> ColumnElement[str]:
     """The board-local day of a stored (naive UTC) timestamp, as 'YYYY-MM-DD' text on both databases."""
     if dialect == "postgresql":
-        return func.to_char(column + timedelta(hours=BOARD_OFFSET_HOURS), "YYYY-MM-DD")
-    return func.strftime("%Y-%m-%d", column, f"+{BOARD_OFFSET_HOURS} hours")
+        return func.to_char(column + _PG_OFFSET, literal_column("'YYYY-MM-DD'"))
+    return func.strftime(literal_column("'%Y-%m-%d'"), column, _SQLITE_OFFSET)
 
 
 def local_month(column: Stamp, dialect: str) -> ColumnElement[str]:
     """The board-local month of a stored timestamp, as 'YYYY-MM'."""
     if dialect == "postgresql":
-        return func.to_char(column + timedelta(hours=BOARD_OFFSET_HOURS), "YYYY-MM")
-    return func.strftime("%Y-%m", column, f"+{BOARD_OFFSET_HOURS} hours")
+        return func.to_char(column + _PG_OFFSET, literal_column("'YYYY-MM'"))
+    return func.strftime(literal_column("'%Y-%m'"), column, _SQLITE_OFFSET)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import BigInteger, Integer, and_, case, cast, func, literal, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import dialect_name
@@ -101,39 +101,49 @@ async def attention_rows(
     """Per kind (negative / below / stale): how many stock levels are in it, and the `limit` most urgent rows.
 
     A level is in one kind only, the first that applies (as in models.alert's rules): negative on-hand, else
-    on-hand below the safety stock, else on-hand above zero with no sale (or movement) since `cutoff`."""
+    on-hand below the safety stock, else on-hand above zero with no sale (or movement) since `cutoff`.
+    One scan of the selected levels keeps the flagged rows in a materialised CTE; the totals (one GROUP BY) and
+    each kind's first rows (ORDER BY … LIMIT, a bounded sort) then read only those."""
     sl = StockLevel
     last_at = func.coalesce(sl.last_sold_at, sl.last_moved_at)
     kind = case(
         (sl.on_hand < 0, literal("negative")),
         (sl.on_hand < sl.safety_stock, literal("below")),
         else_=literal("stale"),
-    ).label("kind")
+    )
     flagged = (
-        select(sl.store_id, sl.sku_id, sl.on_hand, sl.safety_stock, last_at.label("last_at"), kind)
+        select(sl.store_id, sl.sku_id, sl.on_hand, sl.safety_stock, last_at.label("last_at"), kind.label("kind"))
         .where(sel.where(sl.store_id), sel.where_category(sl.sku_id),
                or_(sl.on_hand < sl.safety_stock, sl.on_hand < 0, and_(sl.on_hand > 0, last_at < cutoff)))
-        .subquery("flagged")
+        .cte("flagged").prefix_with("MATERIALIZED")
     )
-    urgency = case((flagged.c.kind == "stale", 0), else_=flagged.c.on_hand - flagged.c.safety_stock)
-    ranked = select(
-        flagged,
-        func.row_number().over(partition_by=flagged.c.kind,
-                               order_by=(urgency, flagged.c.last_at, flagged.c.store_id, flagged.c.sku_id)).label("rn"),
-        func.count().over(partition_by=flagged.c.kind).label("n"),
-    ).subquery("ranked")
-    stmt = (
-        select(ranked.c.kind, ranked.c.n, ranked.c.store_id, Sku.code, Sku.name, Sku.category, ranked.c.on_hand,
-               ranked.c.safety_stock, ranked.c.last_at)
-        .join(Sku, Sku.id == ranked.c.sku_id)
-        .where(ranked.c.rn <= limit)
-        .order_by(ranked.c.kind, ranked.c.rn)
-    )
+    c = flagged.c
+    none_int = cast(null(), Integer)  # typed NULLs: PostgreSQL matches UNION columns by type
+    parts = [select(c.kind, func.count().label("n"), none_int.label("store_id"), none_int.label("sku_id"),
+                    none_int.label("on_hand"), none_int.label("safety_stock"),
+                    cast(null(), StockLevel.last_moved_at.type).label("last_at"))
+             .group_by(c.kind)]
+    order = {"negative": (c.on_hand, c.store_id, c.sku_id),
+             "below": (c.on_hand - c.safety_stock, c.store_id, c.sku_id),
+             "stale": (c.last_at, c.store_id, c.sku_id)}
+    for k in KINDS:
+        top = (select(c.kind, cast(null(), BigInteger).label("n"), c.store_id, c.sku_id, c.on_hand,
+                      c.safety_stock, c.last_at)
+               .where(c.kind == k).order_by(*order[k]).limit(limit).subquery(f"top_{k}"))
+        parts.append(select(*top.c))
+    result = (await session.execute(union_all(*parts))).all()
     totals = dict.fromkeys(KINDS, 0)
-    rows: dict[str, list[StockRow]] = {k: [] for k in KINDS}
-    for k, n, store_id, code, name, category, on_hand, safety, last in await session.execute(stmt):
-        totals[k] = int(n)
-        rows[k].append(StockRow(k, store_id, code, name, category, on_hand, safety, _aware(last)))
+    picked: dict[str, list[tuple[int, int, int, int, datetime | None]]] = {k: [] for k in KINDS}
+    for k, n, store_id, sku_id, on_hand, safety, last in result:
+        if n is not None:
+            totals[k] = int(n)
+        else:
+            picked[k].append((store_id, sku_id, on_hand, safety, _aware(last)))
+    sku_ids = sorted({row[1] for rows in picked.values() for row in rows})
+    skus = {i: (code, name, cat) for i, code, name, cat in await session.execute(
+        select(Sku.id, Sku.code, Sku.name, Sku.category).where(Sku.id.in_(sku_ids)))} if sku_ids else {}
+    rows = {k: [StockRow(k, store_id, *skus[sku_id], on_hand, safety, last)
+                for store_id, sku_id, on_hand, safety, last in picked[k]] for k in KINDS}
     return totals, rows
 
 
