@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import BigInteger, Integer, and_, case, cast, func, literal, null, or_, select, union_all
+from sqlalchemy import BigInteger, Integer, and_, case, cast, func, literal, null, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import dialect_name
@@ -147,6 +147,19 @@ async def attention_rows(
     return totals, rows
 
 
+# PostgreSQL guesses that about half of the levels are flagged (an OR of column-to-column comparisons), so it keeps
+# the scan single-threaded (shipping "half a million" rows from workers looks dear) and spills the CTE to disk at
+# the default work_mem; about a tenth are. For this transaction only: cheap worker rows, memory for ~100k flagged
+# rows, and no JIT (compiling costs more than it saves on a query of a few hundred milliseconds).
+_PG_TUNING = ("SET LOCAL parallel_tuple_cost = 0.001", "SET LOCAL work_mem = '64MB'", "SET LOCAL jit = off")
+
+
+async def _tune(session: AsyncSession) -> None:
+    if dialect_name(session) == "postgresql":
+        for statement in _PG_TUNING:
+            await session.execute(text(statement))
+
+
 def _aware(value: datetime | str | None) -> datetime | None:
     """A timestamp from a raw subquery column (SQLite hands back text, PostgreSQL a naive datetime) as aware UTC."""
     if value is None:
@@ -220,6 +233,7 @@ async def inventory_board(
     tolerance: int, limit: int = ROW_LIMIT,
 ) -> InventoryBoard:
     board = InventoryBoard(ledger_sku=filters.sku)
+    await _tune(session)
     cutoff = now - timedelta(days=filters.days or no_movement_days)
     board.totals, board.rows = await attention_rows(session, sel, cutoff=cutoff, limit=limit)
     board.in_transit, board.in_transit_units = await in_transit(session, sel)
