@@ -115,8 +115,9 @@ async def measure(url: str, stores: int, other: int, skus: int, repeat: int) -> 
     base, base_runs, row = await timed(plain, repeat)
     took, runs, result = await timed(board, repeat)
     totals = getattr(result, "totals", {})
-    print(f"[{engine.dialect.name}] plain aggregate: {base:.3f} s ({row}); runs {', '.join(f'{t:.3f}' for t in base_runs)}")
-    print(f"[{engine.dialect.name}] inventory board: {took:.3f} s ({totals}); runs {', '.join(f'{t:.3f}' for t in runs)}")
+    db = engine.dialect.name
+    print(f"[{db}] plain aggregate: {base:.3f} s ({row}); runs {', '.join(f'{t:.3f}' for t in base_runs)}")
+    print(f"[{db}] inventory board: {took:.3f} s ({totals}); runs {', '.join(f'{t:.3f}' for t in runs)}")
     ratio = took / base
     print(f"[{engine.dialect.name}] ratio {ratio:.2f}x (goal <= 2x): {'met' if ratio <= 2 else 'MISSED'}")
     await engine.dispose()

@@ -5,13 +5,17 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.campaign import Campaign
 from models.count import StockCount
+from models.customer import Customer, CustomerPurchase
 from models.points import PointsEntry
+from models.segment import Segment, SegmentMember
 from models.stock import book_move
 from models.task import TaskInstance
 from models.task_proof import TaskPhoto
@@ -76,7 +80,36 @@ async def seed_board_rows(session: AsyncSession, chain: Chain, data_dir: Path) -
                                 tasks["S001", "scheduled"]).id, store_id=st[store].id,
                                 region_id=st[store].region_id, month="2026-11", points=pts, reason="done",
                                 created_at=at))
+    await _customers(session, chain, at)
     return BoardRows(photos=photos, transfers={"shipped_r1": shipped.id, "requested_r2": requested.id})
+
+
+async def _customers(session: AsyncSession, chain: Chain, at: datetime) -> None:
+    """Members of S001 (three) and S003 (two) in several stages, purchases over two months, a segment and a
+    draft campaign with a problem."""
+    members = []
+    for i, (store, stage, months_ago) in enumerate((("S001", "active", 1), ("S001", "new", 0),
+                                                    ("S001", "at_risk", 2), ("S003", "dormant", 3),
+                                                    ("S003", "high_potential", 1))):
+        c = Customer(customer_id=f"C{i:03d}", name=f"会员{i}", phone="", home_store_id=chain.stores[store].id,
+                     joined_at=at - timedelta(days=30 * months_ago), stage=stage, created_at=at, updated_at=at)
+        session.add(c)
+        members.append(c)
+    await session.flush()
+    for i, c in enumerate(members):
+        for k in range(i % 3 + 1):
+            session.add(CustomerPurchase(customer_pk=c.id, sale_id=f"cs-{i}-{k}", store_id=c.home_store_id,
+                                         at=at - timedelta(days=20 * k), amount=Decimal("35.50")))
+    seg = Segment(key="high_potential", name="高潜会员", rule={"stage": "high_potential"}, version=1,
+                  source="config", created_at=at, updated_at=at, built_at=at, built_version=1, count=2)
+    session.add(seg)
+    await session.flush()
+    session.add_all([SegmentMember(segment_pk=seg.id, customer_pk=members[0].id),
+                     SegmentMember(segment_pk=seg.id, customer_pk=members[4].id)])
+    session.add(Campaign(key="winter", name="冬季回访", segment_key="high_potential", text="天冷了，来店里坐坐",
+                         offer={"title": "满50减10", "kind": "amount", "value": 10}, holdout_percent=10,
+                         attribution_days=14, expected_min=100, owner="admin", state="draft", audience=2,
+                         treatment=2, holdout=0, reachable=0, problems=["人数 2 少于预期的 100"], created_at=at))
 
 
 def _jpeg(color: tuple[int, int, int]) -> bytes:

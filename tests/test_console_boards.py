@@ -167,6 +167,15 @@ async def test_boards_without_a_session_send_to_the_login(client: Any, rows: Boa
         assert status == 302
 
 
+async def test_customer_board_counts_members_of_the_viewers_stores(client: Any, rows: BoardRows) -> None:
+    status, html = await _get(client, "/console/customers", "m1")
+    assert status == 200 and "冬季回访" not in html  # campaign figures are chain-wide: not for a manager
+    assert html.count('<b>1</b><span>') == 3  # active, new, at risk: S001's three members, one each
+    status, html = await _get(client, "/console/customers", "sup2")
+    assert "冬季回访" in html and "人数 2 少于预期的 100" in html
+    assert html.count('<b>1</b><span>') == 2  # S003's dormant and high-potential members
+
+
 async def test_effect_before_and_after_a_date(client: Any, rows: BoardRows) -> None:
     status, html = await _get(client, "/console/effect?pivot=2026-11-01&from=2026-09-01&to=2026-11-30", "admin")
     assert status == 200 and "2026-11-01 之前 / 之后" in html

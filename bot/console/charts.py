@@ -22,8 +22,8 @@ def _days(filters: Filters) -> list[str]:
 
 def _line(title: str, x: list[str], series: dict[str, list[float | None]], *, percent: bool = False,
           mark: str | None = None) -> dict[str, Any]:
-    items: list[dict[str, Any]] = [{"name": k, "type": "line", "data": v, "connectNulls": True} for k, v in
-                                   series.items()]
+    items: list[dict[str, Any]] = [{"name": k, "type": "line", "data": v, "connectNulls": True,
+                                    "showAllSymbol": True, "symbolSize": 7} for k, v in series.items()]
     if mark is not None and items:
         items[0]["markLine"] = {"symbol": "none", "data": [{"xAxis": mark, "name": "对比日期"}],
                                 "label": {"formatter": "对比日期"}}
@@ -33,7 +33,7 @@ def _line(title: str, x: list[str], series: dict[str, list[float | None]], *, pe
         "legend": {"type": "scroll", "bottom": 0},
         "grid": {"left": 48, "right": 16, "top": 40, "bottom": 48},
         "xAxis": {"type": "category", "data": x},
-        "yAxis": {"type": "value", "max": 100 if percent else None, "min": 0,
+        "yAxis": {"type": "value", "max": 100 if percent else None, "min": 0, "minInterval": 0 if percent else 1,
                   "axisLabel": {"formatter": "{value}%" if percent else "{value}"}},
         "series": items,
     }
@@ -88,7 +88,7 @@ def points(lines: list[PersonLine]) -> dict[str, Any] | None:
         "xAxis": {"type": "value", "minInterval": 1},
         "yAxis": {"type": "category", "data": [f"{ln.name}·{ln.store_name}" for ln in top]},
         "series": [{"type": "bar", "data": [ln.points for ln in top], "itemStyle": {"color": "#1f6feb"},
-                    "label": {"show": True, "position": "right"}}],
+                    "barMaxWidth": 24, "label": {"show": True, "position": "right", "color": "#333"}}],
     }
 
 

@@ -19,8 +19,8 @@ from models.campaign_report import report
 from models.customer import STAGES, Customer, CustomerPurchase
 from models.segment import Segment, SegmentMember, describe
 
-STAGE_NAMES = {"new": "新会员", "active": "活跃", "high_potential": "高潜", "at_risk": "有流失风险",
-               "dormant": "沉睡", "lost": "已流失"}
+STAGE_NAMES = {"new": "新会员", "active": "活跃会员", "high_potential": "高潜会员", "at_risk": "有流失风险的会员",
+               "dormant": "沉睡会员", "lost": "已流失会员"}
 CAMPAIGN_LIMIT = 20
 
 

@@ -95,9 +95,14 @@ async def effect_board(session: AsyncSession, sel: Selection, filters: Filters, 
         .group_by(Transfer.to_store_id, t_month)
     ):
         cell(store_id, m).emergencies = int(n)
+    # a month before the store's first booked move has no history to judge: no slow-moving share there
+    first = dict((await session.execute(
+        select(StockMove.store_id, func.min(local_month(StockMove.created_at, dialect)))
+        .where(sel.where(StockMove.store_id)).group_by(StockMove.store_id))).all())
     for store in sel.stores:
         for m in board.months:
-            cell(store.id, m).stocked = int(stocked.get(store.id, 0))
+            if store.id in first and m >= first[store.id]:
+                cell(store.id, m).stocked = int(stocked.get(store.id, 0))
     board.cells = {k: v for k, v in cells.items() if sel.ids is None or k[0] in sel.ids}
     if filters.pivot is not None:
         pivot = f"{filters.pivot.year:04d}-{filters.pivot.month:02d}"
