@@ -64,6 +64,7 @@ async def customers_board(
     for seg in (await session.execute(select(Segment).order_by(Segment.key))).scalars():
         view = describe(seg, [], now, cfg)
         view["in_scope"] = int(members.get(seg.id, 0))
+        view["built"] = seg.built_at
         board.segments.append(view)
     if with_campaigns:
         recent = (await session.execute(
