@@ -212,3 +212,17 @@ async def test_any_filter_parameters_give_a_page_or_a_clear_400(client: Any, row
     assert resp.status in (200, 400, 403), (resp.status, query, body[:300])
     if resp.status == 400:
         assert any(word in body for word in ("请", "要")), body[:300]
+
+
+@settings(max_examples=500, deadline=None)
+@given(query=st.dictionaries(st.sampled_from(PARAMS), VALUES, max_size=8), today=st.dates())
+def test_parse_filters_gives_filters_or_a_field_named_error(query: dict[str, str], today: Any) -> None:
+    from models.boards.filters import DATE_MAX, DATE_MIN, FilterError, parse_filters
+
+    try:
+        f = parse_filters(query, min(max(today, DATE_MIN), DATE_MAX))
+    except FilterError as err:
+        assert err.field in PARAMS and err.message
+        return
+    assert DATE_MIN <= f.date_from <= f.date_to <= DATE_MAX
+    assert f.days is None or 1 <= f.days <= 365

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +23,16 @@ from bot.console.pages import render
 from bot.console.session import check_csrf, require_viewer
 from bot.keys import CLOCK, DEPS, SESSIONS, SETTINGS
 from models.boards import customers, effect, inventory, people, tasks, transfers
-from models.boards.filters import BOARD_TZ, FilterError, Filters, OutOfScope, Selection, categories, parse_filters
+from models.boards.filters import (
+    BOARD_TZ,
+    DEFAULT_RANGE_DAYS,
+    FilterError,
+    Filters,
+    OutOfScope,
+    Selection,
+    categories,
+    parse_filters,
+)
 from models.boards.filters import select_stores as _select_stores
 from models.org import Region, Store
 from models.photo_review import review_photo
@@ -59,15 +68,7 @@ async def _prepared(
 ) -> Prepared:
     now = request.app[CLOCK].now()
     today = now.astimezone(BOARD_TZ).date()
-    query = dict(request.query)
-    if long_range and not query.get("from", "").strip():
-        to = query.get("to", "").strip()
-        try:
-            last = date.fromisoformat(to) if to else today
-        except ValueError:
-            last = today  # parse_filters reports the bad "to"
-        query["from"] = (last - timedelta(days=LONG_RANGE_DAYS - 1)).isoformat() if last.year > 2000 else ""
-    filters = parse_filters(query, today)
+    filters = parse_filters(request.query, today, default_days=LONG_RANGE_DAYS if long_range else DEFAULT_RANGE_DAYS)
     sel = await _select_stores(session, viewer.store_ids, filters)
     names = dict((await session.execute(select(Store.id, Store.name))).all())
     return Prepared(viewer, filters, sel, session, now, names)

@@ -107,15 +107,16 @@ def _date(raw: Mapping[str, str], name: str, label: str, default: date | None) -
     return day
 
 
-def parse_filters(raw: Mapping[str, str], today: date) -> Filters:
-    """Filters from query parameters; unknown parameters are ignored, a bad value is a FilterError."""
+def parse_filters(raw: Mapping[str, str], today: date, *, default_days: int = DEFAULT_RANGE_DAYS) -> Filters:
+    """Filters from query parameters; unknown parameters are ignored, a bad value is a FilterError. Without
+    `from`, the range is the `default_days` up to `to` (never before DATE_MIN)."""
     region = _text(raw, "region", "区域")
     store = _text(raw, "store", "门店")
     category = _text(raw, "category", "品类")
     sku = _text(raw, "sku", "商品编码")
     last = _date(raw, "to", "结束日期", today)
     assert last is not None
-    first = _date(raw, "from", "开始日期", last - timedelta(days=DEFAULT_RANGE_DAYS - 1))
+    first = _date(raw, "from", "开始日期", max(DATE_MIN, last - timedelta(days=default_days - 1)))
     assert first is not None
     if first > last:
         raise FilterError("from", "开始日期不能晚于结束日期，请调换一下。")
