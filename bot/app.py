@@ -16,10 +16,12 @@ from bot.api import stock as stock_api
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.console import setup_console
+from bot.console.live import live_settings_ctx
 from bot.deps import Deps
 from bot.errors import StorebotError
 from bot.inbox import inbox_ctx
 from bot.keys import CLOCK, DEPS, ENGINE, HTTP, METRICS, SESSIONS, SETTINGS, WECOM
+from bot.live_settings import LIVE, LiveSettings
 from bot.metrics import Metrics
 from bot.outbox import outbox_ctx
 from bot.photos import photos_ctx
@@ -47,9 +49,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
+    app[LIVE] = LiveSettings(settings)  # deps.config: the seed plus the console's overrides
     app.cleanup_ctx.append(_database(engine))
     app.cleanup_ctx.append(_wecom_client)
     app.cleanup_ctx.append(_deps)
+    app.cleanup_ctx.append(live_settings_ctx)  # console settings applied before the workers start
     app.cleanup_ctx.append(inbox_ctx)
     app.cleanup_ctx.append(outbox_ctx)
     app.cleanup_ctx.append(photos_ctx)  # downloads photo proof outside the inbox worker
@@ -94,6 +98,6 @@ async def _deps(app: web.Application) -> AsyncIterator[None]:
     data_dir = Path(settings.server.data_dir)
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     app[DEPS] = Deps(
-        config=settings, sessions=app[SESSIONS], clock=app[CLOCK], data_dir=data_dir, wecom=app[WECOM]
+        live=app[LIVE], sessions=app[SESSIONS], clock=app[CLOCK], data_dir=data_dir, wecom=app[WECOM]
     )
     yield

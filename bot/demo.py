@@ -119,6 +119,10 @@ secret = {q(creds.secret)}
 token = {q(creds.token)}
 encoding_aes_key = {q(creds.encoding_aes_key)}
 api_base = {q(sandbox_url)}
+oauth_base = {q(sandbox_url)}                 # the console's login page: the sandbox lists every member to pick
+
+[console]
+session_hours = 720                     # the demo clock can be moved forward by days: stay logged in
 
 [pos]
 webhook_secret = {q(creds.pos_secret)}
@@ -184,6 +188,7 @@ def banner(run: DemoRun) -> str:
 storebot 演示已启动 / demo is running
   手机页面 Phone:        {run.phone_url}
   看板 Dashboard:        {run.dashboard_url}
+  控制台 Console:        {run.console_url}  (点「用企业微信登录」，在沙盒页面点任何一个人 / log in as anyone, one click)
   机器人 Bot:            {run.bot_url}  (callback {run.bot_url}{run.settings.wecom.callback_path})
   管理员口令 Admin token: {run.creds.admin_token}   (API: Authorization: Bearer <token>)
   临时目录 Temp folder:  {run.folder}
@@ -218,6 +223,7 @@ class DemoRun:
     bot_url: str
     dashboard_url: str
     clock: ShiftedClock  # the demo's time: the panel moves it ahead
+    console_url: str = ""  # the console: WeCom web login played by the sandbox
 
 
 JUMP_STEP = timedelta(minutes=15)  # shorter than any template's due window, so no period is jumped over
@@ -296,7 +302,7 @@ async def running_demo(folder: Path, bot_sock: socket.socket, sandbox_sock: sock
         runners.append(await _start(create_sandbox_app(sandbox), sandbox_sock))
         runners.append(await _start(bot_app, bot_sock))
         yield DemoRun(folder, settings, creds, sandbox, bot_app, f"{sandbox_url}/", bot_url,
-                      f"{bot_url}/dashboard?token={creds.admin_token}", shifted)
+                      f"{bot_url}/dashboard?token={creds.admin_token}", shifted, f"{bot_url}/console")
     finally:
         for runner in reversed(runners):
             await runner.cleanup()

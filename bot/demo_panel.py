@@ -71,7 +71,7 @@ async def _stop_jump(app: web.Application) -> None:
 def context(app: web.Application, panel: DemoPanel) -> dict[str, Any]:
     """What templates/dashboard/demo_panel.html shows."""
     store, sku, qty = sale_defaults()
-    settings = app[SETTINGS]
+    settings = app[DEPS].config  # with the console's edits (task templates)
     steps: list[WalkStep] = transfer_walkthrough()
     return {
         "phone_url": panel.phone_url, "stores": [(code, v[0]) for code, v in STORES.items()],
@@ -192,7 +192,7 @@ async def demo_task(request: web.Request) -> web.Response:
     if status != 200 or not isinstance(answer, dict):
         panel.note(False, f"推送失败（HTTP {status}）：{_error(answer, status)}", _now(request))
         raise _back()
-    settings = request.app[SETTINGS]
+    settings = request.app[DEPS].config
     tpl = settings.template(template)
     title = tpl.title if tpl else template
     ids = set(answer.get("tasks", []))

@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from bot.keys import CLOCK, METRICS, SESSIONS, SETTINGS
+from bot.keys import CLOCK, DEPS, METRICS, SESSIONS
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -29,5 +29,5 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
     async with request.app[SESSIONS]() as session:
-        await m.refresh(session, request.app[SETTINGS], request.app[CLOCK].now())
+        await m.refresh(session, request.app[DEPS].config, request.app[CLOCK].now())  # console settings count
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -12,6 +12,7 @@ from aiohttp import web
 from bot.sandbox.api import SANDBOX, faults
 from bot.sandbox.api import routes as api_routes
 from bot.sandbox.externalcontact import routes as externalcontact_routes
+from bot.sandbox.oauth import routes as oauth_routes
 from bot.sandbox.phone import STATIC
 from bot.sandbox.phone import routes as phone_routes
 from bot.sandbox.records import CallbackOutcome, Delivered, SandboxConfig, SandboxError
@@ -30,6 +31,7 @@ def create_sandbox_app(sandbox: Sandbox) -> web.Application:
     app[SANDBOX] = sandbox
     app.add_routes(api_routes)
     app.add_routes(externalcontact_routes)
+    app.add_routes(oauth_routes)  # WeCom's web login (the console)
     app.add_routes(phone_routes)
     app.router.add_static("/static/", STATIC)
     return app

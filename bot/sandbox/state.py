@@ -47,6 +47,7 @@ class Tenant:
         self.codes: dict[str, ResponseCode] = {}
         self.chats: dict[str, tuple[str, str, list[str]]] = {}  # chatid -> (name, owner, members)
         self.menus: dict[int, JSON] = {}
+        self.oauth_codes: dict[str, tuple[str, datetime]] = {}  # web-login code -> (userid or "", issued at)
         self.token_requests = 0
         self.duplicates_suppressed = 0
         self.faults_injected = {"errcode": 0, "http_502": 0, "slow": 0}

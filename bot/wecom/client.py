@@ -143,6 +143,11 @@ class WeComClient:
     async def get_user(self, userid: str) -> dict[str, Any]:
         return await self._call("GET", "/cgi-bin/user/get", params={"userid": userid})
 
+    async def get_user_info(self, code: str) -> dict[str, Any]:
+        """Web login: the `code` WeCom's authorize page gave the browser → {"userid": ...} for a member of the
+        corp ({"openid": ...} for anyone else). A code works once, for five minutes (else errcode 40029)."""
+        return await self._call("GET", "/cgi-bin/auth/getuserinfo", params={"code": code})
+
     async def list_departments(self, department_id: int | None = None) -> list[dict[str, Any]]:
         params = {"id": str(department_id)} if department_id is not None else {}
         data = await self._call("GET", "/cgi-bin/department/list", params=params)
