@@ -176,6 +176,20 @@ async def test_customer_board_counts_members_of_the_viewers_stores(client: Any, 
     assert html.count('<b>1</b><span>') == 2  # S003's dormant and high-potential members
 
 
+async def test_no_movement_days_set_in_the_console_apply_to_the_board(
+    make_client: Any, rows: BoardRows, sessions: Any, settings: Any, clock: Any
+) -> None:
+    from models.console_settings import save_setting
+
+    async with sessions() as session, session.begin():
+        await save_setting(session, settings, "rules.no_movement_days", 30, userid="admin", person="陈总",
+                           now=clock.now())
+    client = await make_client()
+    status, html = await _get(client, "/console/inventory", "admin")
+    assert status == 200 and "有库存但 30 天无销售的商品" in html
+    assert "<b>0</b><span>有库存但 30 天无销售的商品" in html  # the opening moves are 23 days old
+
+
 async def test_effect_before_and_after_a_date(client: Any, rows: BoardRows) -> None:
     status, html = await _get(client, "/console/effect?pivot=2026-11-01&from=2026-09-01&to=2026-11-30", "admin")
     assert status == 200 and "2026-11-01 之前 / 之后" in html

@@ -21,7 +21,7 @@ from bot.console import charts
 from bot.console.exports import Table, to_csv, to_xlsx
 from bot.console.pages import render
 from bot.console.session import check_csrf, require_viewer
-from bot.keys import CLOCK, DEPS, SESSIONS, SETTINGS
+from bot.keys import CLOCK, DEPS, SESSIONS
 from models.boards import customers, effect, inventory, people, tasks, transfers
 from models.boards.filters import (
     BOARD_TZ,
@@ -115,7 +115,7 @@ def board_page(
 
 @board_page("/console/inventory", "board_inventory.html", "库存", export="inventory")
 async def inventory_page(request: web.Request, p: Prepared) -> dict[str, Any]:
-    rules = request.app[SETTINGS].rules
+    rules = request.app[DEPS].config.rules
     board = await inventory.inventory_board(p.session, p.sel, p.filters, now=p.now,
                                             no_movement_days=rules.no_movement_days,
                                             tolerance=rules.accuracy_tolerance_units)
@@ -132,7 +132,7 @@ async def tasks_page(request: web.Request, p: Prepared) -> dict[str, Any]:
 
 @board_page("/console/transfers", "board_transfers.html", "调拨", export="transfers")
 async def transfers_page(request: web.Request, p: Prepared) -> dict[str, Any]:
-    hours = request.app[SETTINGS].rules.transfer_receipt_timeout_hours
+    hours = request.app[DEPS].config.rules.transfer_receipt_timeout_hours
     board = await transfers.transfers_board(p.session, p.sel, p.filters, now=p.now, receipt_hours=hours)
     return {"board": board, "section_names": transfers.SECTION_NAMES, "receipt_hours": hours}
 
@@ -151,7 +151,7 @@ async def people_page(request: web.Request, p: Prepared) -> dict[str, Any]:
 @board_page("/console/effect", "board_effect.html", "成效", export="effect", long_range=True)
 async def effect_page(request: web.Request, p: Prepared) -> dict[str, Any]:
     board = await effect.effect_board(p.session, p.sel, p.filters,
-                                      tolerance=request.app[SETTINGS].rules.accuracy_tolerance_units)
+                                      tolerance=request.app[DEPS].config.rules.accuracy_tolerance_units)
     return {"board": board, "metric_names": effect.METRIC_NAMES,
             "charts": {m: charts.effect(board, m, p.names, p.filters) for m in effect.METRICS}}
 
@@ -160,14 +160,13 @@ async def effect_page(request: web.Request, p: Prepared) -> dict[str, Any]:
 async def customers_page(request: web.Request, p: Prepared) -> dict[str, Any]:
     wide = p.viewer.role in ("admin", "supervisor")
     board = await customers.customers_board(p.session, p.sel, p.filters, now=p.now,
-                                            cfg=request.app[SETTINGS].customers, with_campaigns=wide)
+                                            cfg=request.app[DEPS].config.customers, with_campaigns=wide)
     return {"board": board, "stage_names": customers.STAGE_NAMES, "wide": wide,
             "chart": charts.customers(board)}
 
 
 async def _export_table(request: web.Request, name: str, p: Prepared) -> Table:
-    settings = request.app[SETTINGS]
-    rules = settings.rules
+    rules = request.app[DEPS].config.rules  # the settings in effect (console edits included), not the seed
     if name == "inventory":
         board = await inventory.inventory_board(p.session, p.sel, p.filters, now=p.now,
                                                 no_movement_days=rules.no_movement_days,

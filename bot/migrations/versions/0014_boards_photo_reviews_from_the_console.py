@@ -1,7 +1,7 @@
 """photo reviews from the console
 
 Revision ID: 0014_boards
-Revises: 0009_customers
+Revises: 0013_console
 Create Date: 2026-12-02 11:54:38.459517
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import models.base
 
 revision: str = '0014_boards'
-down_revision: str | None = '0009_customers'
+down_revision: str | None = '0013_console'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
