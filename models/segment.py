@@ -31,9 +31,9 @@ from sqlalchemy.sql.selectable import FromClause
 from bot.config_customers import CustomersSettings, SegmentConfig
 from bot.errors import UnknownEntity
 from bot.segment_rules import All, AnyOf, HomeStore, Metric, Not, Rule, Stage, Tag, parse_rule, windows
-from models.base import Base
-from models.customer import Customer, CustomerEvent, CustomerPurchase, CustomerTag
-from models.customer_stage import rebuild_stages
+from models.base import Base, dialect_name
+from models.customer import Customer, CustomerEvent, CustomerPurchase, CustomerTag, window_columns
+from models.customer_stage import rebuild_figures, rebuild_stages
 from models.org import Store
 
 SAMPLE = 10
@@ -111,8 +111,14 @@ class _Compiler:
             source = next(iter(windows(rule)))[0]
             key = (source, rule.days, rule.metric)
             if key not in self.means:
-                sub = self.aggregate(source, rule.days)
-                mean = (await session.execute(select(func.avg(self.value_of(rule.metric, sub))))).scalar_one()
+                stored = window_columns(rule.days) if source == "purchases" else None
+                if stored:  # the stored window: a scan of members, no purchases
+                    n, s = stored
+                    value = s * 1.0 / n if rule.metric == "avg_basket" else (s if rule.metric == "spend" else n)
+                    stmt = select(func.avg(value)).where(n > 0)
+                else:
+                    stmt = select(func.avg(self.value_of(rule.metric, self.aggregate(source, rule.days))))
+                mean = (await session.execute(stmt)).scalar_one()
                 self.means[key] = None if mean is None else float(mean)
 
     def condition(self, rule: Rule) -> ColumnElement[bool]:
@@ -136,7 +142,7 @@ class _Compiler:
         if rule.metric == "days_since_purchase":
             return self.days_since(rule)
         source = next(iter(windows(rule)))[0]
-        sub = self.aggregate(source, rule.days)
+        stored = window_columns(rule.days) if source == "purchases" else None
         if rule.times_mean is not None:
             mean = self.means.get((source, rule.days, rule.metric))
             if mean is None:
@@ -144,6 +150,13 @@ class _Compiler:
             threshold = rule.times_mean * mean
         else:
             threshold = float(rule.value or 0)
+        if stored:  # Customer.purchases_{d}d / spend_{d}d, kept by each sale and the rebuild's one GROUP BY
+            n, s = stored
+            value: ColumnElement[Any] = s * 1.0 / n if rule.metric == "avg_basket" else (
+                s if rule.metric == "spend" else n)
+            compared = _OPS[rule.op](value, threshold)
+            return and_(n > 0, compared) if rule.metric == "avg_basket" else compared
+        sub = self.aggregate(source, rule.days)
         compared = _OPS[rule.op](self.value_of(rule.metric, sub), threshold)
         return and_(sub.c.n > 0, compared) if rule.metric == "avg_basket" else compared
 
@@ -180,9 +193,20 @@ async def rebuild(session: AsyncSession, segment: Segment, now: datetime) -> int
     """Replace the segment's members with those its rule selects now; set-based, in the caller's transaction."""
     rule = parse_rule(segment.rule)
     source, cond = await members_query(session, rule, now)
-    await session.execute(delete(SegmentMember).where(SegmentMember.segment_pk == segment.id))
+    # Only the difference is written: members who left, then members who joined (a rebuild mostly changes few).
+    # PostgreSQL turns NOT EXISTS into a hash anti-join; SQLite runs NOT IN once into a temporary index.
+    if dialect_name(session) == "postgresql":
+        still = exists(select(Customer.id).select_from(source)
+                       .where(cond, Customer.id == SegmentMember.customer_pk).correlate(SegmentMember))
+        gone: ColumnElement[bool] = not_(still)
+    else:
+        gone = SegmentMember.customer_pk.not_in(select(Customer.id).select_from(source).where(cond))
+    await session.execute(delete(SegmentMember).where(SegmentMember.segment_pk == segment.id, gone)
+                          .execution_options(synchronize_session=False))
+    have = exists().where(SegmentMember.segment_pk == segment.id, SegmentMember.customer_pk == Customer.id)
     await session.execute(insert(SegmentMember).from_select(
-        ["segment_pk", "customer_pk"], select(literal(segment.id), Customer.id).select_from(source).where(cond)
+        ["segment_pk", "customer_pk"], select(literal(segment.id), Customer.id).select_from(source)
+        .where(cond, not_(have))
     ))
     count = (await session.execute(
         select(func.count()).select_from(SegmentMember).where(SegmentMember.segment_pk == segment.id)
@@ -219,6 +243,7 @@ async def rebuild_all(session: AsyncSession, cfg: CustomersSettings, segments: t
     """Stages first (rules may use them), then every segment, each in a savepoint: one failing records its
     error and leaves its previous members in place. Returns count or error per key."""
     await sync_config(session, segments, now)
+    await rebuild_figures(session, now)
     await rebuild_stages(session, cfg, now)
     out: dict[str, int | str] = {}
     for segment in (await session.execute(select(Segment).order_by(Segment.key))).scalars():
