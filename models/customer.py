@@ -8,12 +8,25 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, case, select, update
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    UniqueConstraint,
+    case,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.errors import UnknownEntity
-from models.base import Base
+from models.base import Base, UTCDateTime, dialect_name
 from models.stock import _insert_for
 
 EVENT_TYPES = ("visit", "view", "group_message", "mp_order")
@@ -136,8 +149,9 @@ async def record_purchase(
 ) -> int | None:
     """Book a sale as the member's purchase, in the sale's transaction: one UPDATE of the running figures, the
     stored windows that contain `at` (relative to `now`) and the stage (by dates; high potential is kept and
-    granted by the rebuild), and one INSERT. An unknown member books nothing (the sale itself stands); returns
-    the member's pk or None."""
+    granted by the rebuild), and one INSERT; on PostgreSQL both in one statement. An unknown member books nothing
+    (the sale itself stands); returns the member's pk, or None for an unknown member (or a replayed sale_id on
+    PostgreSQL, where the pk comes back from the INSERT)."""
     c = Customer
     last = case((c.last_purchase_at.is_(None) | (c.last_purchase_at < at), at), else_=c.last_purchase_at)
     values: dict[str, Any] = {"purchases_total": c.purchases_total + 1, "spend_total": c.spend_total + amount,
@@ -150,18 +164,24 @@ async def record_purchase(
     if cuts is not None:
         values["stage"] = case((c.stage == "high_potential", c.stage),
                                else_=stage_by_dates(cuts, c.joined_at, last))
-    stmt = (
-        update(Customer).where(Customer.customer_id == customer_id)
-        .values(values)
-        .returning(Customer.id)
-        .execution_options(synchronize_session=False)
-    )
-    pk = (await session.execute(stmt)).scalar_one_or_none()
+    table: Table = Customer.__table__  # type: ignore[assignment]
+    purchases: Table = CustomerPurchase.__table__  # type: ignore[assignment]
+    conn = await session.connection()  # Core on the session's connection: no ORM bookkeeping on the sale path
+    bump = update(table).where(table.c.customer_id == customer_id).values(values).returning(table.c.id)
+    if dialect_name(session) == "postgresql":  # one round trip: the UPDATE feeds the INSERT
+        bumped = bump.cte("bumped")
+        row = select(bumped.c.id, literal(sale_id), literal(store_id, Integer), literal(at, UTCDateTime()),
+                     literal(amount, Numeric(14, 2)))
+        stmt = (postgresql.insert(purchases).from_select(["customer_pk", "sale_id", "store_id", "at", "amount"], row)
+                .on_conflict_do_nothing(index_elements=["sale_id"]).add_cte(bumped)
+                .returning(purchases.c.customer_pk))
+        inserted: int | None = (await conn.execute(stmt)).scalar_one_or_none()
+        return inserted
+    pk: int | None = (await conn.execute(bump)).scalar_one_or_none()
     if pk is None:
         return None
-    await session.execute(
-        _insert_for(session)(CustomerPurchase)
-        .values(customer_pk=pk, sale_id=sale_id, store_id=store_id, at=at, amount=amount)
+    await conn.execute(
+        sqlite.insert(purchases).values(customer_pk=pk, sale_id=sale_id, store_id=store_id, at=at, amount=amount)
         .on_conflict_do_nothing(index_elements=["sale_id"])
     )
     return pk

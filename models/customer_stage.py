@@ -89,8 +89,11 @@ async def rebuild_figures(session: AsyncSession, now: datetime) -> None:
         inside = p.at >= now - timedelta(days=days)
         cols[f"purchases_{days}d"] = func.count().filter(inside)
         cols[f"spend_{days}d"] = func.coalesce(func.round(func.sum(p.amount).filter(inside), 2), 0)
-    agg = (select(p.customer_pk.label("pk"), *(v.label(k) for k, v in cols.items()))
-           .where(p.at >= now - timedelta(days=max(WINDOWS))).group_by(p.customer_pk).subquery("figs"))
+    # Grouped by customer_pk + 0, an expression no index orders: PostgreSQL then hashes one sequential pass (as the
+    # plain scan does) instead of walking the (customer, at) index in random heap order, ten times slower here.
+    who = (p.customer_pk + 0).label("pk")
+    agg = (select(who, *(v.label(k) for k, v in cols.items()))
+           .where(p.at >= now - timedelta(days=max(WINDOWS))).group_by(who).subquery("figs"))
     changed = or_(*(getattr(Customer, k) != agg.c[k] for k in cols))
     await session.execute(
         update(Customer).where(Customer.id == agg.c.pk, changed).values({k: agg.c[k] for k in cols})
@@ -105,7 +108,7 @@ async def rebuild_figures(session: AsyncSession, now: datetime) -> None:
 async def stored_mean_basket(session: AsyncSession, days: int) -> float | None:
     """mean_basket from the stored figures (a scan of members, no purchases)."""
     n, s = stored_window(days)
-    value = (await session.execute(select(func.avg(s * 1.0 / n)).where(n > 0))).scalar_one_or_none()
+    value = (await session.execute(select(func.avg(s * 1.0 / func.nullif(n, 0))).where(n > 0))).scalar_one_or_none()
     return None if value is None else float(value)
 
 
@@ -124,7 +127,7 @@ async def rebuild_stages(session: AsyncSession, cfg: CustomersSettings, now: dat
         threshold = cfg.high_potential_basket_times_mean * mean
         if stored:
             n, s = stored
-            whens.append((and_(n >= cfg.high_potential_purchases, n > 0, s * 1.0 / n > threshold),
+            whens.append((and_(n >= cfg.high_potential_purchases, n > 0, s * 1.0 / func.nullif(n, 0) > threshold),
                           "high_potential"))
         else:
             recent = (

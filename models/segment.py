@@ -23,6 +23,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -114,8 +115,7 @@ class _Compiler:
                 stored = window_columns(rule.days) if source == "purchases" else None
                 if stored:  # the stored window: a scan of members, no purchases
                     n, s = stored
-                    value = s * 1.0 / n if rule.metric == "avg_basket" else (s if rule.metric == "spend" else n)
-                    stmt = select(func.avg(value)).where(n > 0)
+                    stmt = select(func.avg(_stored_value(rule.metric, n, s))).where(n > 0)
                 else:
                     stmt = select(func.avg(self.value_of(rule.metric, self.aggregate(source, rule.days))))
                 mean = (await session.execute(stmt)).scalar_one()
@@ -128,6 +128,8 @@ class _Compiler:
             return or_(*(self.condition(r) for r in rule.items))
         if isinstance(rule, Not):
             return not_(self.condition(rule.item))
+        if isinstance(rule, Stage | Tag) or (isinstance(rule, Metric) and rule.metric != "avg_basket"):
+            return self.leaf(rule)  # never NULL (stage is NOT NULL, EXISTS, coalesced figures): planners see through
         return case((self.leaf(rule), 1), else_=0) == 1  # strict: a NULL comparison is false, and NOT of it true
 
     def leaf(self, rule: Rule) -> ColumnElement[bool]:
@@ -152,9 +154,7 @@ class _Compiler:
             threshold = float(rule.value or 0)
         if stored:  # Customer.purchases_{d}d / spend_{d}d, kept by each sale and the rebuild's one GROUP BY
             n, s = stored
-            value: ColumnElement[Any] = s * 1.0 / n if rule.metric == "avg_basket" else (
-                s if rule.metric == "spend" else n)
-            compared = _OPS[rule.op](value, threshold)
+            compared = _OPS[rule.op](_stored_value(rule.metric, n, s), threshold)
             return and_(n > 0, compared) if rule.metric == "avg_basket" else compared
         sub = self.aggregate(source, rule.days)
         compared = _OPS[rule.op](self.value_of(rule.metric, sub), threshold)
@@ -180,6 +180,13 @@ class _Compiler:
         for sub in self.aggs.values():
             joined = joined.outerjoin(sub, sub.c.pk == Customer.id)
         return joined
+
+
+def _stored_value(metric: str, n: Any, s: Any) -> ColumnElement[Any]:
+    """A metric over stored window columns; avg_basket is NULL (not a division by zero) without purchases."""
+    if metric == "avg_basket":
+        return s * 1.0 / func.nullif(n, 0)  # type: ignore[no-any-return]
+    return s if metric == "spend" else n  # type: ignore[no-any-return]
 
 
 async def members_query(session: AsyncSession, rule: Rule, now: datetime) -> tuple[FromClause, ColumnElement[bool]]:
@@ -242,6 +249,8 @@ async def rebuild_all(session: AsyncSession, cfg: CustomersSettings, segments: t
                       now: datetime) -> dict[str, int | str]:
     """Stages first (rules may use them), then every segment, each in a savepoint: one failing records its
     error and leaves its previous members in place. Returns count or error per key."""
+    if dialect_name(session) == "postgresql":  # the figures' GROUP BY hashes a million members without spilling
+        await session.execute(text("SET LOCAL work_mem = '64MB'"))
     await sync_config(session, segments, now)
     await rebuild_figures(session, now)
     await rebuild_stages(session, cfg, now)
