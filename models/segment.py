@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     String,
     Subquery,
+    Table,
     and_,
     case,
     delete,
@@ -201,26 +202,38 @@ async def rebuild(session: AsyncSession, segment: Segment, now: datetime) -> int
     rule = parse_rule(segment.rule)
     source, cond = await members_query(session, rule, now)
     # Only the difference is written: members who left, then members who joined (a rebuild mostly changes few).
-    # PostgreSQL turns NOT EXISTS into a hash anti-join; SQLite runs NOT IN once into a temporary index.
     if dialect_name(session) == "postgresql":
-        still = exists(select(Customer.id).select_from(source)
-                       .where(cond, Customer.id == SegmentMember.customer_pk).correlate(SegmentMember))
-        gone: ColumnElement[bool] = not_(still)
-    else:
+        await session.execute(_diff_in_one(segment.id, select(Customer.id.label("id")).select_from(source).where(cond)))
+    else:  # SQLite runs NOT IN once into a temporary index
         gone = SegmentMember.customer_pk.not_in(select(Customer.id).select_from(source).where(cond))
-    await session.execute(delete(SegmentMember).where(SegmentMember.segment_pk == segment.id, gone)
-                          .execution_options(synchronize_session=False))
-    have = exists().where(SegmentMember.segment_pk == segment.id, SegmentMember.customer_pk == Customer.id)
-    await session.execute(insert(SegmentMember).from_select(
-        ["segment_pk", "customer_pk"], select(literal(segment.id), Customer.id).select_from(source)
-        .where(cond, not_(have))
-    ))
+        await session.execute(delete(SegmentMember).where(SegmentMember.segment_pk == segment.id, gone)
+                              .execution_options(synchronize_session=False))
+        have = exists().where(SegmentMember.segment_pk == segment.id, SegmentMember.customer_pk == Customer.id)
+        await session.execute(insert(SegmentMember).from_select(
+            ["segment_pk", "customer_pk"], select(literal(segment.id), Customer.id).select_from(source)
+            .where(cond, not_(have))
+        ))
     count = (await session.execute(
         select(func.count()).select_from(SegmentMember).where(SegmentMember.segment_pk == segment.id)
     )).scalar_one()
     segment.count, segment.built_at, segment.built_version = int(count), now, segment.version
     segment.error = segment.error_at = None
     return int(count)
+
+
+def _diff_in_one(segment_pk: int, chosen_q: Any) -> Any:
+    """PostgreSQL: the rule is evaluated once (a CTE), and one statement deletes the members who left and inserts
+    those who joined (a data-modifying CTE; hash anti-joins both ways)."""
+    table: Table = SegmentMember.__table__  # type: ignore[assignment]
+    t = table.c
+    chosen = chosen_q.cte("chosen")
+    left = (delete(table)
+            .where(t.segment_pk == segment_pk, not_(exists().where(chosen.c.id == t.customer_pk)))
+            .returning(t.customer_pk).cte("left_segment"))
+    joined = select(literal(segment_pk), chosen.c.id).where(
+        not_(exists().where(t.segment_pk == segment_pk, t.customer_pk == chosen.c.id)))
+    return (insert(table).from_select(["segment_pk", "customer_pk"], joined)
+            .add_cte(chosen).add_cte(left))
 
 
 async def upsert_segment(session: AsyncSession, key: str, name: str, rule: dict[str, Any], source: str,
