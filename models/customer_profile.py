@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from models.customer import WINDOWS, Customer, StageCuts, customer_by_id, tags_of
-from models.customer_stage import Figures, stage_cuts
+from models.customer import WINDOWS, customer_by_id, tags_of
+from models.customer_stage import Figures, date_stage, stage_cuts
 from models.org import Store
 from models.segment import segments_of
 
@@ -33,8 +33,8 @@ async def profile(session: AsyncSession, customer_id: str, settings: Settings, n
     figs = {days: Figures(int(getattr(member, f"purchases_{days}d")),
                           Decimal(str(getattr(member, f"spend_{days}d"))).quantize(Decimal("0.01")))
             for days in WINDOWS}
-    cuts = stage_cuts(cfg, now)
-    stage = "high_potential" if member.stage == "high_potential" else _by_dates(cuts, member)
+    stage = member.stage if member.stage == "high_potential" else date_stage(
+        stage_cuts(cfg, now), member.joined_at, member.last_purchase_at)
     store = None
     if member.home_store_id is not None:
         store = (await session.execute(select(Store.code).where(Store.id == member.home_store_id))).scalar_one()
@@ -50,15 +50,3 @@ async def profile(session: AsyncSession, customer_id: str, settings: Settings, n
         out[f"avg_basket_{days}d"] = float(fig.avg_basket) if fig.avg_basket is not None else None
     return out
 
-
-def _by_dates(cuts: StageCuts, member: Customer) -> str:
-    """stage_by_dates for one loaded member (the same rule as the SQL)."""
-    if member.joined_at is not None and member.joined_at >= cuts.new:
-        return "new"
-    last = member.last_purchase_at
-    if last is None:
-        return "lost"
-    for stage, cut in (("active", cuts.active), ("at_risk", cuts.at_risk), ("dormant", cuts.dormant)):
-        if last >= cut:
-            return stage
-    return "lost"

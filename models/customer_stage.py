@@ -43,34 +43,14 @@ async def mean_basket(session: AsyncSession, days: int, now: datetime) -> float 
     return None if value is None else float(value)
 
 
-async def figures(session: AsyncSession, customer_pk: int, now: datetime,
-                  windows: tuple[int, ...] = WINDOWS) -> dict[int, Figures]:
-    """Purchases and spend over each window (30 / 90 / 365 days), in one indexed pass over this member's rows."""
-    cols: list[Any] = []
-    for days in windows:
-        inside = CustomerPurchase.at >= now - timedelta(days=days)
-        cols += [func.count().filter(inside), func.coalesce(func.sum(CustomerPurchase.amount).filter(inside), 0)]
-    row = (await session.execute(
-        select(*cols).where(CustomerPurchase.customer_pk == customer_pk,
-                            CustomerPurchase.at >= now - timedelta(days=max(windows)))
-    )).one()
-    return {days: Figures(int(row[2 * i]), Decimal(str(row[2 * i + 1])).quantize(Decimal("0.01")))
-            for i, days in enumerate(windows)}
-
-
-def stage_for(cfg: CustomersSettings, now: datetime, *, joined_at: datetime | None,
-              last_purchase_at: datetime | None, recent: Figures, mean: float | None) -> str:
-    """The one stage rule, for one member (the SQL in rebuild_stages is the same rule for everyone).
-    `recent` is the member's figures over active_days; `mean` the chain's mean basket over that window."""
-    if (recent.purchases >= cfg.high_potential_purchases and mean is not None and recent.avg_basket is not None
-            and float(recent.avg_basket) > cfg.high_potential_basket_times_mean * mean):
-        return "high_potential"
-    if joined_at is not None and joined_at >= now - timedelta(days=cfg.new_days):
+def date_stage(cuts: StageCuts, joined_at: datetime | None, last_purchase_at: datetime | None) -> str:
+    """stage_by_dates (the SQL every rebuild and sale uses) for one member in Python, for the profile."""
+    if joined_at is not None and joined_at >= cuts.new:
         return "new"
     if last_purchase_at is None:
         return "lost"
-    for stage, days in (("active", cfg.active_days), ("at_risk", cfg.at_risk_days), ("dormant", cfg.dormant_days)):
-        if last_purchase_at >= now - timedelta(days=days):
+    for stage, cut in (("active", cuts.active), ("at_risk", cuts.at_risk), ("dormant", cuts.dormant)):
+        if last_purchase_at >= cut:
             return stage
     return "lost"
 
