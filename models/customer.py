@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, case, select, update
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    UniqueConstraint,
+    case,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.errors import UnknownEntity
-from models.base import Base
+from models.base import Base, UTCDateTime, dialect_name
 from models.stock import _insert_for
 
 EVENT_TYPES = ("visit", "view", "group_message", "mp_order")
@@ -23,7 +36,9 @@ STAGES = ("new", "active", "high_potential", "at_risk", "dormant", "lost")
 
 class Customer(Base):
     """One member. purchases_total / spend_total / last_purchase_at are running figures kept by record_purchase
-    in the sale's own transaction; windowed figures (30/90/365 days) come from CustomerPurchase."""
+    in the sale's own transaction. The windowed figures (purchases_30d … spend_365d) and the stage are stored too:
+    a sale adds itself to them in the same UPDATE, and the scheduled rebuild recomputes them from CustomerPurchase
+    in one GROUP BY (purchases leaving a window are dropped then), so profiles and segments read columns."""
 
     __tablename__ = "customers"
 
@@ -40,8 +55,49 @@ class Customer(Base):
     purchases_total: Mapped[int] = mapped_column(default=0)
     spend_total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
     last_purchase_at: Mapped[datetime | None]
+    purchases_30d: Mapped[int] = mapped_column(default=0, server_default="0")
+    spend_30d: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0), server_default="0")
+    purchases_90d: Mapped[int] = mapped_column(default=0, server_default="0")
+    spend_90d: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0), server_default="0")
+    purchases_365d: Mapped[int] = mapped_column(default=0, server_default="0")
+    spend_365d: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0), server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+WINDOWS = (30, 90, 365)  # the stored windows: Customer.purchases_{d}d / spend_{d}d
+
+
+def stored_window(days: int) -> tuple[Any, Any]:
+    """(purchases, spend) columns of a stored window (`days` one of WINDOWS)."""
+    return getattr(Customer, f"purchases_{days}d"), getattr(Customer, f"spend_{days}d")
+
+
+def window_columns(days: int) -> tuple[Any, Any] | None:
+    """(purchases, spend) columns of a stored window, or None when `days` is not one of WINDOWS."""
+    return stored_window(days) if days in WINDOWS else None
+
+
+@dataclass(frozen=True)
+class StageCuts:
+    """The day cut-offs of the date-based stages at one moment (from [customers])."""
+
+    new: datetime
+    active: datetime
+    at_risk: datetime
+    dormant: datetime
+
+
+def stage_by_dates(cuts: StageCuts, joined_at: Any, last_purchase_at: Any) -> Any:
+    """The stage rule without high potential, as SQL over the given columns / expressions."""
+    return case(
+        (joined_at >= cuts.new, "new"),
+        (last_purchase_at.is_(None), "lost"),
+        (last_purchase_at >= cuts.active, "active"),
+        (last_purchase_at >= cuts.at_risk, "at_risk"),
+        (last_purchase_at >= cuts.dormant, "dormant"),
+        else_="lost",
+    )
 
 
 class CustomerTag(Base):
@@ -89,28 +145,43 @@ class CustomerEvent(Base):
 
 async def record_purchase(
     session: AsyncSession, *, sale_id: str, customer_id: str, store_id: int | None, at: datetime, amount: Decimal,
+    now: datetime | None = None, cuts: StageCuts | None = None,
 ) -> int | None:
-    """Book a sale as the member's purchase, in the sale's transaction: one UPDATE of the running figures and
-    one INSERT. An unknown member books nothing (the sale itself stands); returns the member's pk or None."""
-    stmt = (
-        update(Customer).where(Customer.customer_id == customer_id)
-        .values(
-            purchases_total=Customer.purchases_total + 1,
-            spend_total=Customer.spend_total + amount,
-            last_purchase_at=case(
-                (Customer.last_purchase_at.is_(None) | (Customer.last_purchase_at < at), at),
-                else_=Customer.last_purchase_at,
-            ),
-        )
-        .returning(Customer.id)
-        .execution_options(synchronize_session=False)
-    )
-    pk = (await session.execute(stmt)).scalar_one_or_none()
+    """Book a sale as the member's purchase, in the sale's transaction: one UPDATE of the running figures, the
+    stored windows that contain `at` (relative to `now`) and the stage (by dates; high potential is kept and
+    granted by the rebuild), and one INSERT; on PostgreSQL both in one statement. An unknown member books nothing
+    (the sale itself stands); returns the member's pk, or None for an unknown member (or a replayed sale_id on
+    PostgreSQL, where the pk comes back from the INSERT)."""
+    c = Customer
+    last = case((c.last_purchase_at.is_(None) | (c.last_purchase_at < at), at), else_=c.last_purchase_at)
+    values: dict[str, Any] = {"purchases_total": c.purchases_total + 1, "spend_total": c.spend_total + amount,
+                              "last_purchase_at": last}
+    if now is not None:
+        for days in WINDOWS:
+            if at >= now - timedelta(days=days):
+                n, s = stored_window(days)
+                values[f"purchases_{days}d"], values[f"spend_{days}d"] = n + 1, s + amount
+    if cuts is not None:
+        values["stage"] = case((c.stage == "high_potential", c.stage),
+                               else_=stage_by_dates(cuts, c.joined_at, last))
+    table: Table = Customer.__table__  # type: ignore[assignment]
+    purchases: Table = CustomerPurchase.__table__  # type: ignore[assignment]
+    conn = await session.connection()  # Core on the session's connection: no ORM bookkeeping on the sale path
+    bump = update(table).where(table.c.customer_id == customer_id).values(values).returning(table.c.id)
+    if dialect_name(session) == "postgresql":  # one round trip: the UPDATE feeds the INSERT
+        bumped = bump.cte("bumped")
+        row = select(bumped.c.id, literal(sale_id), literal(store_id, Integer), literal(at, UTCDateTime()),
+                     literal(amount, Numeric(14, 2)))
+        stmt = (postgresql.insert(purchases).from_select(["customer_pk", "sale_id", "store_id", "at", "amount"], row)
+                .on_conflict_do_nothing(index_elements=["sale_id"]).add_cte(bumped)
+                .returning(purchases.c.customer_pk))
+        inserted: int | None = (await conn.execute(stmt)).scalar_one_or_none()
+        return inserted
+    pk: int | None = (await conn.execute(bump)).scalar_one_or_none()
     if pk is None:
         return None
-    await session.execute(
-        _insert_for(session)(CustomerPurchase)
-        .values(customer_pk=pk, sale_id=sale_id, store_id=store_id, at=at, amount=amount)
+    await conn.execute(
+        sqlite.insert(purchases).values(customer_pk=pk, sale_id=sale_id, store_id=store_id, at=at, amount=amount)
         .on_conflict_do_nothing(index_elements=["sale_id"])
     )
     return pk

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from models.customer import customer_by_id, tags_of
-from models.customer_stage import WINDOWS, figures, mean_basket, stage_for
+from models.customer import WINDOWS, customer_by_id, tags_of
+from models.customer_stage import Figures, date_stage, stage_cuts
 from models.org import Store
 from models.segment import segments_of
 
@@ -27,10 +28,13 @@ OFFERS = {  # what staff should offer at the counter, by stage (the seed's "diff
 async def profile(session: AsyncSession, customer_id: str, settings: Settings, now: datetime) -> dict[str, Any]:
     cfg = settings.customers
     member = await customer_by_id(session, customer_id)
-    figs = await figures(session, member.id, now, (*WINDOWS, cfg.active_days))
-    recent = figs.pop(cfg.active_days) if cfg.active_days not in WINDOWS else figs[cfg.active_days]
-    stage = stage_for(cfg, now, joined_at=member.joined_at, last_purchase_at=member.last_purchase_at,
-                      recent=recent, mean=await mean_basket(session, cfg.active_days, now))
+    # Stored figures and stage (kept by each sale and the scheduled rebuild): no scan of purchases here.
+    # The date part of the stage is re-read from the member's own dates, so it is right even before a rebuild.
+    figs = {days: Figures(int(getattr(member, f"purchases_{days}d")),
+                          Decimal(str(getattr(member, f"spend_{days}d"))).quantize(Decimal("0.01")))
+            for days in WINDOWS}
+    stage = member.stage if member.stage == "high_potential" else date_stage(
+        stage_cuts(cfg, now), member.joined_at, member.last_purchase_at)
     store = None
     if member.home_store_id is not None:
         store = (await session.execute(select(Store.code).where(Store.id == member.home_store_id))).scalar_one()
@@ -45,3 +49,4 @@ async def profile(session: AsyncSession, customer_id: str, settings: Settings, n
         out[f"spend_{days}d"] = float(fig.spend)
         out[f"avg_basket_{days}d"] = float(fig.avg_basket) if fig.avg_basket is not None else None
     return out
+

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     String,
     Subquery,
+    Table,
     and_,
     case,
     delete,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -31,9 +33,9 @@ from sqlalchemy.sql.selectable import FromClause
 from bot.config_customers import CustomersSettings, SegmentConfig
 from bot.errors import UnknownEntity
 from bot.segment_rules import All, AnyOf, HomeStore, Metric, Not, Rule, Stage, Tag, parse_rule, windows
-from models.base import Base
-from models.customer import Customer, CustomerEvent, CustomerPurchase, CustomerTag
-from models.customer_stage import rebuild_stages
+from models.base import Base, dialect_name
+from models.customer import Customer, CustomerEvent, CustomerPurchase, CustomerTag, window_columns
+from models.customer_stage import rebuild_figures, rebuild_stages
 from models.org import Store
 
 SAMPLE = 10
@@ -111,8 +113,13 @@ class _Compiler:
             source = next(iter(windows(rule)))[0]
             key = (source, rule.days, rule.metric)
             if key not in self.means:
-                sub = self.aggregate(source, rule.days)
-                mean = (await session.execute(select(func.avg(self.value_of(rule.metric, sub))))).scalar_one()
+                stored = window_columns(rule.days) if source == "purchases" else None
+                if stored:  # the stored window: a scan of members, no purchases
+                    n, s = stored
+                    stmt = select(func.avg(_stored_value(rule.metric, n, s))).where(n > 0)
+                else:
+                    stmt = select(func.avg(self.value_of(rule.metric, self.aggregate(source, rule.days))))
+                mean = (await session.execute(stmt)).scalar_one()
                 self.means[key] = None if mean is None else float(mean)
 
     def condition(self, rule: Rule) -> ColumnElement[bool]:
@@ -122,6 +129,8 @@ class _Compiler:
             return or_(*(self.condition(r) for r in rule.items))
         if isinstance(rule, Not):
             return not_(self.condition(rule.item))
+        if isinstance(rule, Stage | Tag) or (isinstance(rule, Metric) and rule.metric != "avg_basket"):
+            return self.leaf(rule)  # never NULL (stage is NOT NULL, EXISTS, coalesced figures): planners see through
         return case((self.leaf(rule), 1), else_=0) == 1  # strict: a NULL comparison is false, and NOT of it true
 
     def leaf(self, rule: Rule) -> ColumnElement[bool]:
@@ -136,7 +145,7 @@ class _Compiler:
         if rule.metric == "days_since_purchase":
             return self.days_since(rule)
         source = next(iter(windows(rule)))[0]
-        sub = self.aggregate(source, rule.days)
+        stored = window_columns(rule.days) if source == "purchases" else None
         if rule.times_mean is not None:
             mean = self.means.get((source, rule.days, rule.metric))
             if mean is None:
@@ -144,6 +153,11 @@ class _Compiler:
             threshold = rule.times_mean * mean
         else:
             threshold = float(rule.value or 0)
+        if stored:  # Customer.purchases_{d}d / spend_{d}d, kept by each sale and the rebuild's one GROUP BY
+            n, s = stored
+            compared = _OPS[rule.op](_stored_value(rule.metric, n, s), threshold)
+            return and_(n > 0, compared) if rule.metric == "avg_basket" else compared
+        sub = self.aggregate(source, rule.days)
         compared = _OPS[rule.op](self.value_of(rule.metric, sub), threshold)
         return and_(sub.c.n > 0, compared) if rule.metric == "avg_basket" else compared
 
@@ -169,6 +183,13 @@ class _Compiler:
         return joined
 
 
+def _stored_value(metric: str, n: Any, s: Any) -> ColumnElement[Any]:
+    """A metric over stored window columns; avg_basket is NULL (not a division by zero) without purchases."""
+    if metric == "avg_basket":
+        return s * 1.0 / func.nullif(n, 0)  # type: ignore[no-any-return]
+    return s if metric == "spend" else n  # type: ignore[no-any-return]
+
+
 async def members_query(session: AsyncSession, rule: Rule, now: datetime) -> tuple[FromClause, ColumnElement[bool]]:
     compiler = _Compiler(now)
     await compiler.prepare_means(session, rule)
@@ -180,16 +201,39 @@ async def rebuild(session: AsyncSession, segment: Segment, now: datetime) -> int
     """Replace the segment's members with those its rule selects now; set-based, in the caller's transaction."""
     rule = parse_rule(segment.rule)
     source, cond = await members_query(session, rule, now)
-    await session.execute(delete(SegmentMember).where(SegmentMember.segment_pk == segment.id))
-    await session.execute(insert(SegmentMember).from_select(
-        ["segment_pk", "customer_pk"], select(literal(segment.id), Customer.id).select_from(source).where(cond)
-    ))
+    # Only the difference is written: members who left, then members who joined (a rebuild mostly changes few).
+    if dialect_name(session) == "postgresql":
+        await session.execute(_diff_in_one(segment.id, select(Customer.id.label("id")).select_from(source).where(cond)))
+    else:  # SQLite runs NOT IN once into a temporary index
+        gone = SegmentMember.customer_pk.not_in(select(Customer.id).select_from(source).where(cond))
+        await session.execute(delete(SegmentMember).where(SegmentMember.segment_pk == segment.id, gone)
+                              .execution_options(synchronize_session=False))
+        have = exists().where(SegmentMember.segment_pk == segment.id, SegmentMember.customer_pk == Customer.id)
+        await session.execute(insert(SegmentMember).from_select(
+            ["segment_pk", "customer_pk"], select(literal(segment.id), Customer.id).select_from(source)
+            .where(cond, not_(have))
+        ))
     count = (await session.execute(
         select(func.count()).select_from(SegmentMember).where(SegmentMember.segment_pk == segment.id)
     )).scalar_one()
     segment.count, segment.built_at, segment.built_version = int(count), now, segment.version
     segment.error = segment.error_at = None
     return int(count)
+
+
+def _diff_in_one(segment_pk: int, chosen_q: Any) -> Any:
+    """PostgreSQL: the rule is evaluated once (a CTE), and one statement deletes the members who left and inserts
+    those who joined (a data-modifying CTE; hash anti-joins both ways)."""
+    table: Table = SegmentMember.__table__  # type: ignore[assignment]
+    t = table.c
+    chosen = chosen_q.cte("chosen")
+    left = (delete(table)
+            .where(t.segment_pk == segment_pk, not_(exists().where(chosen.c.id == t.customer_pk)))
+            .returning(t.customer_pk).cte("left_segment"))
+    joined = select(literal(segment_pk), chosen.c.id).where(
+        not_(exists().where(t.segment_pk == segment_pk, t.customer_pk == chosen.c.id)))
+    return (insert(table).from_select(["segment_pk", "customer_pk"], joined)
+            .add_cte(chosen).add_cte(left))
 
 
 async def upsert_segment(session: AsyncSession, key: str, name: str, rule: dict[str, Any], source: str,
@@ -218,7 +262,10 @@ async def rebuild_all(session: AsyncSession, cfg: CustomersSettings, segments: t
                       now: datetime) -> dict[str, int | str]:
     """Stages first (rules may use them), then every segment, each in a savepoint: one failing records its
     error and leaves its previous members in place. Returns count or error per key."""
+    if dialect_name(session) == "postgresql":  # the figures' GROUP BY hashes a million members without spilling
+        await session.execute(text("SET LOCAL work_mem = '64MB'"))
     await sync_config(session, segments, now)
+    await rebuild_figures(session, now)
     await rebuild_stages(session, cfg, now)
     out: dict[str, int | str] = {}
     for segment in (await session.execute(select(Segment).order_by(Segment.key))).scalars():

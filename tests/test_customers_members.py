@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import FakeClock
 from bot.errors import ImportFileError
 from bot.importer import import_files
+from bot.keys import DEPS
 from bot.sandbox.externalcontact import customer_adds, customer_deletes
 from models.customer import Customer, CustomerEvent, CustomerPurchase, CustomerTag
+from scheduler.customer_jobs import rebuild_segments
 from tests.conftest import AppClient, auth
 from tests.customer_support import Member, add_members, make_settings, sell
 from tests.factories import Chain
@@ -73,6 +75,31 @@ async def test_sale_with_member_updates_running_figures_once_even_when_replayed(
     c = await member(sessions, "C001")
     assert (c.purchases_total, float(c.spend_total), c.last_purchase_at) == (2, 50.5, at)
     assert await count(sessions, CustomerPurchase) == 2
+
+
+async def test_stored_windows_and_stage_follow_each_sale_and_the_rebuild_drops_what_left_a_window(
+    client: AppClient, chain: Chain, sessions: Sessions, clock: FakeClock,
+) -> None:
+    """The profile reads stored figures: a sale adds itself to the windows that contain it and moves the stage at
+    once; the scheduled rebuild recomputes them, so a purchase that left the 30-day window is dropped."""
+    now = clock.now()
+    await add_members(sessions, chain, [Member("C001", joined_at=now - timedelta(days=300))], now)
+    await sell(client, "P1", "C001", 40.0, now - timedelta(days=100))  # only the 365-day window
+    body = await (await client.get("/api/customers/C001", headers=auth())).json()
+    assert (body["stage"], body["purchases_30d"], body["purchases_90d"], body["purchases_365d"]) == \
+        ("dormant", 0, 0, 1)
+    await sell(client, "P2", "C001", 25.0, now - timedelta(days=1))
+    await sell(client, "P2", "C001", 25.0, now - timedelta(days=1))  # a replay adds nothing
+    body = await (await client.get("/api/customers/C001", headers=auth())).json()
+    assert (body["stage"], body["purchases_30d"], body["spend_30d"], body["spend_365d"]) == ("active", 1, 25.0, 65.0)
+    clock.advance(days=31)
+    await rebuild_segments(client.app[DEPS])
+    body = await (await client.get("/api/customers/C001", headers=auth())).json()
+    assert (body["stage"], body["purchases_30d"], body["purchases_90d"], body["purchases_365d"]) == \
+        ("at_risk", 0, 1, 2)
+    async with sessions() as s:  # the same figures as counted from the purchases themselves
+        c = (await s.execute(select(Customer).where(Customer.customer_id == "C001"))).scalar_one()
+        assert (c.purchases_30d, c.purchases_90d, float(c.spend_90d), c.stage) == (0, 1, 25.0, "at_risk")
 
 
 async def test_sale_with_unknown_member_still_books_the_sale(client: AppClient, chain: Chain, sessions: Sessions,

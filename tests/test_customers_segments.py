@@ -13,6 +13,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.deps import Deps
 from bot.errors import ConfigError
+from bot.keys import DEPS
 from scheduler.customer_jobs import rebuild_segments
 from tests.conftest import AppClient, auth
 from tests.customer_support import Member, add_members, make_settings, sell
@@ -69,6 +70,7 @@ async def test_every_stage_by_the_configured_thresholds(
     client: AppClient, sessions: Sessions, chain: Chain, clock: FakeClock, member: str, stage: str,
 ) -> None:
     await seed_stages(client, sessions, chain, clock)
+    await rebuild_segments(client.app[DEPS])  # high potential is granted by the rebuild (it needs the chain mean)
     assert (await (await client.get(f"/api/customers/{member}", headers=auth())).json())["stage"] == stage
     status, seg = await put(client, f"stage_{stage}", {"stage": stage})  # the set-based SQL says the same
     assert status == 200 and member in seg["sample"]

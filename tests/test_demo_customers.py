@@ -66,3 +66,5 @@ async def test_customer_board_shows_stages_segments_and_campaign_health(
     page = await r.text()
     assert r.status == 200
     assert "全部会员" in page and "春季会员日" in page and "低于预期的 100 人" in page and "ROI" in page
+    assert "None" not in page and "launched" not in page and "not_friend" not in page  # words, not codes
+    assert "进行中" in page and "样本太小" in page and "—" in page  # 40 members: lift and ROI are not claimed

@@ -120,7 +120,7 @@ async def post_sale(request: web.Request) -> web.Response:
         extra = {} if booked.duplicate else await customer_sale(
             session, sale_id=body.sale_id, store_id=booked.store_id, sold_at=body.sold_at, now=now,
             total=sum((line.unit_price * line.qty for line in body.lines), Decimal(0)),
-            customer_id=body.customer_id, coupon_code=body.coupon_code)
+            customer_id=body.customer_id, coupon_code=body.coupon_code, cfg=deps.config.customers)
     metrics.pos_sales.labels("duplicate" if booked.duplicate else "booked").inc()
     return web.json_response({"sale_id": body.sale_id, "duplicate": booked.duplicate, **extra})
 

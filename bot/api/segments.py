@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.api import ApiError, read_body
 from bot.keys import DEPS
 from bot.segment_rules import RuleError, parse_rule
-from models.customer_stage import rebuild_stages
+from models.customer_stage import rebuild_figures, rebuild_stages
 from models.segment import describe, get_segment, page_members, rebuild, upsert_segment
 
 routes = web.RouteTableDef()
@@ -56,7 +56,8 @@ async def put_segment(request: web.Request) -> web.Response:
     now = deps.clock.now()
     async with deps.sessions() as session, session.begin():
         segment = await upsert_segment(session, key, body.name, body.rule, "api", now)
-        await rebuild_stages(session, deps.config.customers, now)  # a rule may name a stage: current ones
+        await rebuild_figures(session, now)  # a rule may name a stage or a window: current ones
+        await rebuild_stages(session, deps.config.customers, now)
         await rebuild(session, segment, now)
     return web.json_response(await _describe(request, key))
 
@@ -72,6 +73,7 @@ async def rebuild_route(request: web.Request) -> web.Response:
     key = _key(request)
     now = deps.clock.now()
     async with deps.sessions() as session, session.begin():
+        await rebuild_figures(session, now)
         await rebuild_stages(session, deps.config.customers, now)
         await rebuild(session, await get_segment(session, key), now)
     return web.json_response(await _describe(request, key))

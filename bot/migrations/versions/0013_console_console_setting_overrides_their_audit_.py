@@ -1,7 +1,7 @@
 """console: setting overrides, their audit, safety stock imports
 
 Revision ID: 0013_console
-Revises: 0010_cards
+Revises: 0012_customers2
 Create Date: 2026-12-02 11:53:49.134715
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import models.base
 
 revision: str = '0013_console'
-down_revision: str | None = '0010_cards'
+down_revision: str | None = '0012_customers2'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
