@@ -27,7 +27,7 @@ from bot.api.dashboard import authorised
 from bot.clock import ShiftedClock, SystemClock
 from bot.demo import advance_clock
 from bot.demo_data import STAFF, STORES, WalkStep, demo_skus, sale_defaults, transfer_walkthrough
-from bot.keys import CLOCK, DEPS, HTTP, SETTINGS
+from bot.keys import CLOCK, DASHBOARD_DEMO, DEPS, HTTP, SETTINGS
 
 routes = web.RouteTableDef()
 LOG_SIZE = 10
@@ -55,6 +55,7 @@ DEMO_PANEL = web.AppKey("demo_panel", DemoPanel)
 def install(app: web.Application, panel: DemoPanel) -> None:
     """Turn the panel on for this app (the demo only)."""
     app[DEMO_PANEL] = panel
+    app[DASHBOARD_DEMO] = lambda a: context(a, panel)
     app.router.add_routes(routes)
     app.on_shutdown.append(_stop_jump)
 

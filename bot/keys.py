@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -30,3 +31,5 @@ METRICS = web.AppKey("metrics", Metrics)
 INBOX: web.AppKey[InboxWorker] = web.AppKey("inbox")
 OUTBOX: web.AppKey[OutboxWorker] = web.AppKey("outbox")
 PHOTOS: web.AppKey[PhotoWorker] = web.AppKey("photos")
+# What the dashboard adds under "demo": set only by the demo panel, so the production dashboard never imports the demo.
+DASHBOARD_DEMO: web.AppKey[Callable[[web.Application], dict[str, Any]]] = web.AppKey("dashboard_demo")

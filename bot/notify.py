@@ -13,38 +13,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import MAX_BUTTONS, MAX_ROWS, button_card, card_task_id
-from bot.config import AlertSettings, Settings
+from bot.config import Settings
 from models.alert import Alert, AlertDigest, AlertNotice
+from models.base import insert_for
 from models.catalog import Sku
 from models.org import Store
 from models.outbox import send_card
-from models.stock import StockLevel, _insert_for
+from models.stock import StockLevel
 
 KIND_NAMES = {"negative_stock": "负库存", "low_stock": "低于安全库存", "no_movement": "滞销"}
 _RANK = {"negative_stock": 0, "low_stock": 1, "no_movement": 2}
-
-
-def hold_until(alerts: AlertSettings, timezone: str, now: datetime) -> datetime:
-    """`now`, or the end of the store's quiet hours (store-local) if now falls inside them."""
-    window = alerts.quiet_window()
-    if window is None:
-        return now
-    start, end = window
-    local = now.astimezone(ZoneInfo(timezone))
-    t = local.time().replace(tzinfo=None)
-    inside = (start <= t < end) if start < end else (t >= start or t < end)
-    if not inside:
-        return now
-    end_local = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
-    if end_local <= local:
-        end_local += timedelta(days=1)
-    return end_local.astimezone(UTC)
 
 
 def window_start(at: datetime, seconds: int) -> datetime:
@@ -77,7 +60,7 @@ async def flush_digests(session: AsyncSession, settings: Settings, now: datetime
             continue
         digest_id = (
             await session.execute(
-                _insert_for(session)(AlertDigest)
+                insert_for(session)(AlertDigest)
                 .values(recipient=recipient, window_start=start, created_at=now, items=len(notices))
                 .on_conflict_do_nothing(index_elements=["recipient", "window_start"])
                 .returning(AlertDigest.id)

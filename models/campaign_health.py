@@ -19,12 +19,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from bot.cards import MAX_BUTTONS, button_card, card_task_id
 from bot.config import Settings
 from bot.messages import render
-from bot.notify import hold_until
-from models.base import Base
+from models.alert import hold_until
+from models.base import Base, insert_for
 from models.campaign import Campaign, CampaignMember, CampaignSend, offer_of
 from models.org import Staff, Store, admins, region_supervisor, staff_by_userid
 from models.outbox import send_card, send_text
-from models.stock import _insert_for
 
 FAILED = ("not_friend", "quota", "error")
 
@@ -121,7 +120,7 @@ async def check(session: AsyncSession, settings: Settings, now: datetime) -> lis
         for f in findings.values():
             nxt = now + timedelta(minutes=chain[1].after_minutes) if len(chain) > 1 else None
             new_id = (await session.execute(
-                _insert_for(session)(CampaignAlert).values(
+                insert_for(session)(CampaignAlert).values(
                     campaign_pk=c.id, kind=f.kind, state="open", open_key=1, message=f.message, created_at=now,
                     esc_step=1, esc_due_at=nxt)
                 .on_conflict_do_nothing(index_elements=["campaign_pk", "kind", "open_key"])

@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Index, String, Text, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, dialect_name
+from models.base import Base, insert_for
 
 
 def fit_bytes(text: str, limit: int) -> str:
@@ -105,7 +104,7 @@ async def enqueue(
         "next_attempt_at": not_before or now,
         "created_at": now,
     }
-    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     stmt = insert(OutboundMessage).values(**values)
     if dedupe_key is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])

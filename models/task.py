@@ -20,8 +20,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from bot.errors import InvalidState, NotAllowed, UnknownEntity
 from bot.messages import render
 from models.base import Base
+from models.catalog import Sku
 from models.org import Staff, Store
 from models.outbox import OutboundMessage, send_text, update_card_button
+from models.points import award
 from models.task_proof import TaskBroadcast, TaskPhoto, UserLocation
 
 __all__ = ["TaskBroadcast", "TaskCountLine", "TaskInstance", "TaskPhoto", "UserLocation"]
@@ -129,8 +131,6 @@ async def complete(
     The state change is a conditional UPDATE, so a replayed click or two processes complete it once.
     `clicked`: the completer tapped their own card, which the click's handler updates with the click's code.
     """
-    from models.points import award
-
     if not can_complete(task, user):
         raise NotAllowed(
             f"user {user.userid} may not complete task {task.id}", "这个任务不是你的，发「任务」查看你的任务。"
@@ -254,8 +254,6 @@ async def record_task_count(
 
 async def remaining_skus(session: AsyncSession, task_id: int) -> list[str]:
     """'code name' of the listed SKUs not counted yet."""
-    from models.catalog import Sku
-
     stmt = (
         select(Sku.code, Sku.name).join(TaskCountLine, TaskCountLine.sku_id == Sku.id)
         .where(TaskCountLine.task_id == task_id, TaskCountLine.counted_at.is_(None)).order_by(TaskCountLine.id)

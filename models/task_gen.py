@@ -13,13 +13,12 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import button_card, card_task_id
 from bot.config import Settings, TaskTemplate
 from bot.messages import render
-from models.base import dialect_name
+from models.base import insert_for
 from models.catalog import Sku
 from models.org import Region, Staff, Store
 from models.outbox import OutboundMessage, content_hash
@@ -155,10 +154,6 @@ def template_tasks(
     return out
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
-
-
 async def create_tasks(
     session: AsyncSession, settings: Settings, new: Sequence[NewTask], now: datetime, *, jitter: bool = False
 ) -> list[int]:
@@ -177,7 +172,7 @@ async def create_tasks(
         for n in by_key.values()
     ]
     table = TaskInstance.__table__
-    stmt = _insert(session)(table).on_conflict_do_nothing(index_elements=["template_key", "store_id", "period_key"])
+    stmt = insert_for(session)(table).on_conflict_do_nothing(index_elements=["template_key", "store_id", "period_key"])
     stmt = stmt.returning(table.c.id, table.c.template_key, table.c.store_id, table.c.period_key)
     for i in range(0, len(rows), CHUNK):  # executemany: one compiled statement, batched by the driver layer
         result = await session.execute(stmt, rows[i : i + CHUNK])
@@ -189,7 +184,7 @@ async def create_tasks(
         for tid, n in counting for sku in lists.get(n.store.id, [])
     ]
     if line_rows:
-        await session.execute(_insert(session)(TaskCountLine.__table__), line_rows)
+        await session.execute(insert_for(session)(TaskCountLine.__table__), line_rows)
     names = await _sku_names({s for ids in lists.values() for s in ids}, session)
     spread = settings.task_rules.push_jitter_seconds if jitter else 0
     cards = [
@@ -255,7 +250,7 @@ async def queue_cards(
         for userid, card, key, not_before in cards
     ]
     if rows:
-        stmt = _insert(session)(OutboundMessage.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        stmt = insert_for(session)(OutboundMessage.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
         await session.execute(stmt, rows)
 
 
