@@ -14,24 +14,21 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot import db
+from bot.app import create_app
 from bot.clock import Clock, ShiftedClock, SystemClock
 from bot.config import Settings, load_settings
 from bot.demo_customers import demo_contacts, seed_customer_loop
 from bot.demo_data import STAFF, STORES, chat_id, demo_users, sale_defaults, transfer_walkthrough, write_sample_chain
-from bot.deps import Deps
+from bot.demo_panel import DemoPanel, install
 from bot.importer import import_files, prepare_schema
 from bot.logs import configure_logging
-from scheduler import job_specs
-
-if TYPE_CHECKING:
-    from bot.sandbox import Sandbox
+from bot.sandbox import Sandbox, SandboxConfig, create_sandbox_app
+from bot.sandbox.externalcontact import contacts_of
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
@@ -145,9 +142,6 @@ def _listen(port: int) -> socket.socket:
 
 def make_sandbox(settings: Settings, creds: Credentials, sandbox_url: str, clock: Clock | None = None) -> Sandbox:
     """The WeCom sandbox with the demo's people and store group chats, calling back into the bot."""
-    from bot.sandbox import Sandbox, SandboxConfig
-    from bot.sandbox.externalcontact import contacts_of
-
     chats: dict[str, list[str]] = {chat_id(code): [] for code in STORES}
     for userid, (_, _, store, _) in STAFF.items():
         if store:
@@ -220,49 +214,6 @@ class DemoRun:
     clock: ShiftedClock  # the demo's time: the panel moves it ahead
 
 
-JUMP_STEP = timedelta(minutes=15)  # shorter than any template's due window, so no period is jumped over
-# what the passing of time sets off, run after every step; the other jobs run once at the end of the jump
-TIMED_JOBS = ("tasks.generate", "tasks.chase", "transfers.check", "stock.alert_tick", "digest.supervisors")
-
-
-async def advance_clock(deps: Deps, clock: ShiftedClock, delta: timedelta,
-                        step: timedelta = JUMP_STEP) -> dict[str, int]:
-    """Move the demo's time ahead by `delta` in steps, running every scheduled job after each step as the
-    scheduler would have: tasks fire, reminders, overdue notices, escalations and digests go out. Returns what
-    each job did (a count per job id)."""
-    done: dict[str, int] = {}
-    specs = [s for s in job_specs(deps) if s.id != "tasks.catch_up"]  # catch_up is the same pass as generate
-    left = delta
-    while left > timedelta():
-        clock.shift(min(step, left))
-        left -= min(step, left)
-        last = left <= timedelta()
-        for spec in specs:
-            if not last and spec.id not in TIMED_JOBS:
-                continue
-            try:
-                result = await spec.func(deps)
-            except Exception:
-                log.exception("demo clock: job %s failed", spec.id)
-                continue
-            for key, n in _counts(spec.id, result).items():
-                done[key] = done.get(key, 0) + n
-    return done
-
-
-def _counts(job: str, result: object) -> dict[str, int]:
-    """A job's answer as counts: an int, a list of ids, a tuple of ints, or a result object's lists by name."""
-    if isinstance(result, int):
-        return {job: int(result)}
-    if isinstance(result, list | set):
-        return {job: len(result)}
-    if isinstance(result, tuple):
-        return {job: sum(x for x in result if isinstance(x, int))}
-    if hasattr(result, "__dict__"):
-        return {f"{job}.{k}": len(v) for k, v in vars(result).items() if isinstance(v, list)}
-    return {}
-
-
 def bind(port: int, sandbox_port: int) -> tuple[socket.socket, socket.socket]:
     """Bind both ports now, so port 0 turns into a real port before the config that names it is written."""
     bot_sock = _listen(port)
@@ -277,10 +228,6 @@ def bind(port: int, sandbox_port: int) -> tuple[socket.socket, socket.socket]:
 async def running_demo(folder: Path, bot_sock: socket.socket, sandbox_sock: socket.socket,
                        creds: Credentials | None = None, clock: Clock | None = None) -> AsyncIterator[DemoRun]:
     """Seed the chain into `folder`, serve the sandbox and the bot (with the demo panel) on the bound sockets."""
-    from bot.app import create_app
-    from bot.demo_panel import DemoPanel, install
-    from bot.sandbox import create_sandbox_app
-
     bot_port, sandbox_port = bot_sock.getsockname()[1], sandbox_sock.getsockname()[1]
     sandbox_url = f"http://{HOST}:{sandbox_port}"
     creds = creds or Credentials.random()

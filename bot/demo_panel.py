@@ -25,9 +25,9 @@ from aiohttp import web
 
 from bot.api.dashboard import authorised
 from bot.clock import ShiftedClock, SystemClock
-from bot.demo import advance_clock
+from bot.demo_clock import advance_clock
 from bot.demo_data import STAFF, STORES, WalkStep, demo_skus, sale_defaults, transfer_walkthrough
-from bot.keys import CLOCK, DASHBOARD_DEMO, DEPS, HTTP, SETTINGS
+from bot.keys import CLOCK, DASHBOARD_DEMO, DEMO_PANEL, DEPS, HTTP, SETTINGS
 
 routes = web.RouteTableDef()
 LOG_SIZE = 10
@@ -49,7 +49,6 @@ class DemoPanel:
         self.log.appendleft({"ok": "1" if ok else "", "text": text, "at": now})
 
 
-DEMO_PANEL = web.AppKey("demo_panel", DemoPanel)
 
 
 def install(app: web.Application, panel: DemoPanel) -> None:

@@ -28,7 +28,7 @@ import handlers
 from bot.config import InboxSettings
 from bot.db import Executemany
 from bot.deps import Deps
-from bot.keys import DEPS, INBOX, METRICS, SETTINGS
+from bot.keys import DEPS, INBOX, METRICS, SETTINGS, WRITE_LOCK
 from bot.loop import DrainLoop
 from bot.messages import render
 from bot.metrics import Metrics
@@ -40,7 +40,6 @@ from models.outbox import send_text
 
 log = logging.getLogger(__name__)
 # SQLite's single writer, queued in-process: shared by the callback endpoint, the POS API and the inbox worker.
-WRITE_LOCK = web.AppKey("inbox_write_lock", WriteGate)
 CLAIM_BATCH = 32  # events claimed per transaction; the transaction ends sooner when an ack is waiting
 
 

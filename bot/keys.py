@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +14,10 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.deps import Deps
 from bot.metrics import Metrics
+from bot.write_gate import WriteGate
 
 if TYPE_CHECKING:
+    from bot.demo_panel import DemoPanel
     from bot.inbox import InboxWorker
     from bot.outbox import OutboxWorker
     from bot.photos import PhotoWorker
@@ -31,5 +34,8 @@ METRICS = web.AppKey("metrics", Metrics)
 INBOX: web.AppKey[InboxWorker] = web.AppKey("inbox")
 OUTBOX: web.AppKey[OutboxWorker] = web.AppKey("outbox")
 PHOTOS: web.AppKey[PhotoWorker] = web.AppKey("photos")
+WRITE_LOCK = web.AppKey("inbox_write_lock", WriteGate)  # SQLite's one writer: every writer queues here
+MENU_TASK = web.AppKey("stock_menu_task", asyncio.Task[None])  # the scan menu's creation at start-up
+DEMO_PANEL: web.AppKey[DemoPanel] = web.AppKey("demo_panel")  # set only under `storebot demo`
 # What the dashboard adds under "demo": set only by the demo panel, so the production dashboard never imports the demo.
 DASHBOARD_DEMO: web.AppKey[Callable[[web.Application], dict[str, Any]]] = web.AppKey("dashboard_demo")

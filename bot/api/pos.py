@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api import ApiError, read_json, validate
 from bot.config import Settings
-from bot.inbox import WRITE_LOCK
-from bot.keys import DEPS, METRICS
+from bot.keys import DEPS, METRICS, WRITE_LOCK
 from models.alert import react
 from models.customer_sales import customer_sale
 from models.stock import Booked, SaleLineIn, book_receipt, book_sale

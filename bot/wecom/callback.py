@@ -15,8 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import ConfigError, MalformedCallback, WeComCryptoError
-from bot.inbox import WRITE_LOCK
-from bot.keys import CLOCK, ENGINE, INBOX, METRICS, SETTINGS
+from bot.keys import CLOCK, ENGINE, INBOX, METRICS, SETTINGS, WRITE_LOCK
 from bot.wecom.crypto import CallbackCrypto, check_timestamp, encrypted_field
 from bot.wecom.parse import dedupe_key, event_name, message_dict, to_event
 from bot.write_gate import WriteGate
