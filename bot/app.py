@@ -17,11 +17,11 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.deps import Deps
 from bot.errors import StorebotError
-from bot.inbox import inbox_ctx
 from bot.keys import CLOCK, DEPS, ENGINE, HTTP, METRICS, SESSIONS, SETTINGS, WECOM
 from bot.metrics import Metrics
-from bot.outbox import outbox_ctx
-from bot.photos import photos_ctx
+from bot.queues.inbox import inbox_ctx
+from bot.queues.outbox import outbox_ctx
+from bot.queues.photos import photos_ctx
 from bot.wecom import callback
 from bot.wecom.client import WeComClient
 from scheduler import scheduler_ctx_factory

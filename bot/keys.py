@@ -17,10 +17,10 @@ from bot.metrics import Metrics
 from bot.write_gate import WriteGate
 
 if TYPE_CHECKING:
-    from bot.demo_panel import DemoPanel
-    from bot.inbox import InboxWorker
-    from bot.outbox import OutboxWorker
-    from bot.photos import PhotoWorker
+    from bot.demo.panel import DemoPanel
+    from bot.queues.inbox import InboxWorker
+    from bot.queues.outbox import OutboxWorker
+    from bot.queues.photos import PhotoWorker
     from bot.wecom.client import WeComClient
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from bot.events import ImageMessage, TextMessage
 from bot.messages import render
-from bot.photos import attach, receive
+from bot.queues.photos import attach, receive
 from handlers.parse import parse_id
 from handlers.router import Context, Router
 from models.task import get_task
@@ -17,7 +17,7 @@ router = Router("photo")
 
 @router.on(ImageMessage)
 async def photo_proof(event: ImageMessage, ctx: Context) -> None:
-    """Kept here; the photo worker (bot/photos.py) downloads and checks it, then tells the sender what happened
+    """Kept here; the photo worker (bot/queues/photos.py) downloads and checks it, then tells the sender what happened
     and what to do next."""
     await receive(ctx.session, ctx.user, event.msg_id, event.media_id, ctx.now)
 

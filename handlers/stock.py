@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.cards import button_card
 from bot.errors import InvalidQuantity, InvalidState, NotAllowed, UnknownEntity
 from bot.events import CardClick, ScanCode, TextMessage
 from bot.messages import render
-from bot.notify import digest_alert_ids
+from bot.wecom.cards import button_card
 from handlers import count_notify
+from handlers.alert_delivery import digest_alert_ids
 from handlers.parse import ascii_id, clip, looks_like_qty, normalize_text, parse_qty
 from handlers.router import UNHANDLED, Context, Router
 from models import conversation

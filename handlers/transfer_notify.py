@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cards import button_card, card_task_id
 from bot.messages import render
+from bot.wecom.cards import button_card, card_task_id
 from models.org import Staff, Store, admins, region_supervisor, staff_by_userid, store_manager
 from models.outbox import OutboundMessage, send_card, send_text, update_card_button
 from models.stock import get_level

@@ -53,7 +53,7 @@ class Alert(Base):
 
 
 class AlertNotice(Base):
-    """One person to be told about one alert at one chain step; bot/notify.py merges them into digests."""
+    """One person to be told about one alert at one chain step; handlers/alert_delivery.py merges them into digests."""
 
     __tablename__ = "alert_notices"
     __table_args__ = (

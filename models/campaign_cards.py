@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cards import button_card, card_task_id
 from bot.messages import render
+from bot.wecom.cards import button_card, card_task_id
 from models.campaign import Campaign, offer_of
 from models.outbox import send_card
 

@@ -16,9 +16,9 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint, func, select, updat
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.cards import MAX_BUTTONS, button_card, card_task_id
 from bot.config import Settings
 from bot.messages import render
+from bot.wecom.cards import MAX_BUTTONS, button_card, card_task_id
 from models.alert import hold_until
 from models.base import Base, insert_for
 from models.campaign import Campaign, CampaignMember, CampaignSend, offer_of

@@ -1,7 +1,7 @@
 """The durable outbox: every message to WeCom is a row first, written in the same transaction as its cause.
 
 Domain code calls `enqueue()` (or the send_* helpers) inside its own transaction; the outbox worker in
-bot/outbox.py claims due rows, sends them and records the answer. A dedupe_key makes enqueueing idempotent.
+bot/queues/outbox.py claims due rows, sends them and records the answer. A dedupe_key makes enqueueing idempotent.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class OutboundMessage(Base):
 
 
 def content_hash(recipient: str, msgtype: str, payload: dict[str, Any]) -> str:
-    """Identical app messages to one member share this hash: the same msgtype and body (bot/outbox_dupes.py)."""
+    """Identical app messages to one member share this hash: the same msgtype and body (bot/queues/outbox_dupes.py)."""
     raw = json.dumps([recipient, msgtype, payload], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()[:40]
 
@@ -136,7 +136,7 @@ async def send_card(
     session: AsyncSession, userid: str, card: dict[str, Any], *, now: datetime, dedupe_key: str | None = None,
     not_before: datetime | None = None,
 ) -> int | None:
-    """Queue a template_card (see bot/cards.py for building one) to one member."""
+    """Queue a template_card (see bot/wecom/cards.py for building one) to one member."""
     return await enqueue(
         session, channel="app", recipient=userid, msgtype="template_card", payload=card, now=now,
         dedupe_key=dedupe_key, not_before=not_before,

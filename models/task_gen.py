@@ -15,9 +15,9 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cards import button_card, card_task_id
 from bot.config import Settings, TaskTemplate
 from bot.messages import render
+from bot.wecom.cards import button_card, card_task_id
 from models.base import insert_for
 from models.catalog import Sku
 from models.org import Region, Staff, Store

@@ -51,7 +51,7 @@ async def tick_counts(deps: Deps) -> list[int]:
 
 
 async def retry_photos(deps: Deps) -> int:
-    from bot.photos import retry_pending
+    from bot.queues.photos import retry_pending
 
     return await retry_pending(deps)
 

@@ -15,8 +15,8 @@ from bot.app import create_app
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.inbox import InboxWorker
 from bot.keys import INBOX
+from bot.queues.inbox import InboxWorker
 from bot.wecom.crypto import CallbackCrypto
 from models.inbox import InboundEvent
 from models.outbox import OutboundMessage

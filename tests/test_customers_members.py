@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
 from bot.errors import ImportFileError
-from bot.importer import import_files
+from bot.importing.importer import import_files
 from bot.sandbox.externalcontact import customer_adds, customer_deletes
 from models.customer import Customer, CustomerEvent, CustomerPurchase, CustomerTag
 from tests.conftest import AppClient, auth

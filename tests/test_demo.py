@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
-from bot.demo_data import STAFF, demo_skus, write_sample_chain
-from bot.importer import import_files
+from bot.demo.data import STAFF, demo_skus, write_sample_chain
+from bot.importing.importer import import_files
 from models.alert import Alert
 from models.catalog import Sku
 from models.org import Region, Staff, Store

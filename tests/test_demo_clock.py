@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from bot.demo import DemoRun
-from bot.demo_panel import DEMO_PANEL, _error, jump_for
+from bot.demo.panel import DEMO_PANEL, _error, jump_for
+from bot.demo.run import DemoRun
 from tests.test_demo_loops import _chat, _submit, _wait_for, demo
 
 __all__ = ["demo"]  # the fixture, shared with tests/test_demo_loops.py

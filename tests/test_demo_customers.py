@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
-from bot.demo import bind, running_demo
-from bot.demo_customers import OWNER
+from bot.demo.customers import OWNER
+from bot.demo.run import bind, running_demo
 from bot.keys import DEPS
 from bot.sandbox.externalcontact import confirm, contacts_of
 from models.campaign import Campaign

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from bot.clock import FakeClock
-from bot.demo import DIGEST_SECONDS, DemoRun, bind, running_demo
-from bot.demo_data import STORES, sale_defaults, transfer_walkthrough
+from bot.demo.data import STORES, sale_defaults, transfer_walkthrough
+from bot.demo.run import DIGEST_SECONDS, DemoRun, bind, running_demo
 from bot.keys import DEPS
 from scheduler.stock_jobs import alert_tick
 from tests.conftest import TEST_ADMIN_TOKEN, AppClient

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.errors import ImportFileError
-from bot.importer import KINDS, ImportReport, import_files
+from bot.importing.importer import KINDS, ImportReport, import_files
 from models.catalog import Sku
 from models.org import Region, Staff, Store
 from models.stock import StockLevel, StockMove, book_move

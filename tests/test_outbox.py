@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.keys import OUTBOX
-from bot.outbox import OutboxWorker
+from bot.queues.outbox import OutboxWorker
 from bot.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from models.outbox import OutboundMessage, enqueue, send_card, send_text, send_to_chat, update_card_button
 from tests.conftest import TEST_ADMIN_TOKEN, TEST_CORP_ID, TEST_SECRET, AppClient, auth

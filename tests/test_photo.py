@@ -13,7 +13,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.deps import Deps
 from bot.events import Event
-from bot.photos import exif_taken_at, photo_path, process_due, retry_pending, write_photo
+from bot.queues.photos import exif_taken_at, photo_path, process_due, retry_pending, write_photo
 from models.task_gen import run_now
 from models.task_proof import TaskPhoto, haversine_m, outside_geofence
 from tests.factories import Chain

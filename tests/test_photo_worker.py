@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.keys import DEPS, INBOX, OUTBOX, PHOTOS
-from bot.photos import LEASE
+from bot.queues.photos import LEASE
 from bot.sandbox import Sandbox
 from models.points import PointsEntry
 from models.task import TaskInstance

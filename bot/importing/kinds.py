@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.import_rows import ImportJob, ImportReport, Row
+from bot.importing.rows import ImportJob, ImportReport, Row
 from models.catalog import Sku
 from models.org import ROLES, Region, Staff, Store
 from models.stock import StockLevel, StockMove

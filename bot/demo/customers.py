@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.demo_data import STAFF, STORES
-from bot.importer import import_files
+from bot.demo.data import STAFF, STORES
+from bot.importing.importer import import_files
 from models.campaign import Campaign, launch, preflight
 from models.campaign_health import check
 from models.customer import Customer, CustomerPurchase

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.deps import Deps
 from bot.errors import DomainError, WeComAPIError, WeComError
 from bot.keys import DEPS, PHOTOS
-from bot.loop import DrainLoop
 from bot.messages import render
+from bot.queues.loop import DrainLoop
 from models.org import Staff, Store, store_manager
 from models.outbox import send_text
 from models.task import TaskInstance, can_complete, complete, hhmm, open_store_tasks, open_tasks_for

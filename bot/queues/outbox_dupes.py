@@ -28,7 +28,7 @@ from sqlalchemy import Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import WeComAPIError
-from bot.outbox_budgets import Claimed
+from bot.queues.outbox_budgets import Claimed
 
 MAX_INTERVAL = 4 * 3600  # seconds: the longest look-back WeCom accepts
 MARGIN = 1  # second, each side: WeCom counts in whole seconds and registers a send between our start and answer

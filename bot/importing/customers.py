@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.import_rows import ImportJob, ImportReport, Row
+from bot.importing.rows import ImportJob, ImportReport, Row
 from models.customer import Customer, CustomerTag
 from models.org import Staff, Store
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cards import MAX_BUTTONS, MAX_ROWS, button_card, card_task_id
 from bot.config import Settings
+from bot.wecom.cards import MAX_BUTTONS, MAX_ROWS, button_card, card_task_id
 from models.alert import Alert, AlertDigest, AlertNotice
 from models.base import insert_for
 from models.catalog import Sku

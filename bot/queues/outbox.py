@@ -7,7 +7,7 @@ budgets put back what they refuse. Sending happens outside any transaction; the 
 transaction per batch (the driver's executemany, see bot.db.Executemany), guarded by claimed_by so a worker that
 lost its lease cannot overwrite another's result. A resend after an unknown outcome (a timeout, a crash) is
 harmless: app messages carry WeCom's duplicate check with a look-back decided from the table, so neither a
-resend is delivered twice nor a different row with the same text swallowed (bot/outbox_dupes.py).
+resend is delivered twice nor a different row with the same text swallowed (bot/queues/outbox_dupes.py).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from bot.db import Executemany
 from bot.deps import Deps
 from bot.errors import WeComAPIError, WeComConnectionError
 from bot.keys import DEPS, METRICS, OUTBOX, WECOM
-from bot.loop import DrainLoop
 from bot.metrics import Metrics
-from bot.outbox_budgets import Budgets, Claimed, split_stale_card_updates
-from bot.outbox_dupes import CODE_USED, Attempt, DuplicateGate, Unprotectable, interval_for
+from bot.queues.loop import DrainLoop
+from bot.queues.outbox_budgets import Budgets, Claimed, split_stale_card_updates
+from bot.queues.outbox_dupes import CODE_USED, Attempt, DuplicateGate, Unprotectable, interval_for
 from bot.wecom.client import TOKEN_ERRORS, TRANSIENT_ERRORS, WeComClient, WeComRateLimited
 from models.base import UTCDateTime
 from models.outbox import OutboundMessage

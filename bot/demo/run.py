@@ -22,10 +22,10 @@ from bot import db
 from bot.app import create_app
 from bot.clock import Clock, ShiftedClock, SystemClock
 from bot.config import Settings, load_settings
-from bot.demo_customers import demo_contacts, seed_customer_loop
-from bot.demo_data import STAFF, STORES, chat_id, demo_users, sale_defaults, transfer_walkthrough, write_sample_chain
-from bot.demo_panel import DemoPanel, install
-from bot.importer import import_files, prepare_schema
+from bot.demo.customers import demo_contacts, seed_customer_loop
+from bot.demo.data import STAFF, STORES, chat_id, demo_users, sale_defaults, transfer_walkthrough, write_sample_chain
+from bot.demo.panel import DemoPanel, install
+from bot.importing.importer import import_files, prepare_schema
 from bot.logs import configure_logging
 from bot.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from bot.sandbox.externalcontact import contacts_of

@@ -13,9 +13,9 @@ from bot import db
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.errors import ImportFileError, StorebotError
-from bot.import_customers import import_customers
-from bot.import_kinds import import_skus, import_staff, import_stock, import_stores
-from bot.import_rows import KINDS, Importer, ImportJob, ImportReport, kind_of, read_rows
+from bot.importing.customers import import_customers
+from bot.importing.kinds import import_skus, import_staff, import_stock, import_stores
+from bot.importing.rows import KINDS, Importer, ImportJob, ImportReport, kind_of, read_rows
 
 __all__ = ["KINDS", "ImportReport", "import_files", "prepare_schema", "run_import"]
 

@@ -1,6 +1,6 @@
 """The demo panel on the dashboard: POS sale and task forms that call the bot's own API, only under `storebot demo`.
 
-`bot/demo.py` sets `app[DEMO_PANEL]` and adds these routes; a production app has neither, so the panel is not
+`bot/demo/run.py` sets `app[DEMO_PANEL]` and adds these routes; a production app has neither, so the panel is not
 shown and its form endpoints do not exist there. The forms go through the real endpoints over HTTP (a signed
 `POST /api/pos/sales`, a bearer `POST /api/tasks/run`), exactly what a POS or an operator would send.
 """
@@ -25,8 +25,8 @@ from aiohttp import web
 
 from bot.api.dashboard import authorised
 from bot.clock import ShiftedClock, SystemClock
-from bot.demo_clock import advance_clock
-from bot.demo_data import STAFF, STORES, WalkStep, demo_skus, sale_defaults, transfer_walkthrough
+from bot.demo.clock import advance_clock
+from bot.demo.data import STAFF, STORES, WalkStep, demo_skus, sale_defaults, transfer_walkthrough
 from bot.keys import CLOCK, DASHBOARD_DEMO, DEMO_PANEL, DEPS, HTTP, SETTINGS
 
 routes = web.RouteTableDef()

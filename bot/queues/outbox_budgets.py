@@ -27,7 +27,7 @@ class Claimed(NamedTuple):
     attempts: int
     content_hash: str | None = None  # app messages: what WeCom's duplicate check compares
     uncertain_since: datetime | None = None  # an earlier attempt's outcome is unknown since then
-    prev_sent_at: datetime | None = None  # the last other identical message to this member (bot/outbox_dupes.py)
+    prev_sent_at: datetime | None = None  # the last other identical message to this member (bot/queues/outbox_dupes.py)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from bot.config import InboxSettings
 from bot.db import Executemany
 from bot.deps import Deps
 from bot.keys import DEPS, INBOX, METRICS, SETTINGS, WRITE_LOCK
-from bot.loop import DrainLoop
 from bot.messages import render
 from bot.metrics import Metrics
+from bot.queues.loop import DrainLoop
 from bot.wecom.parse import to_event
 from bot.write_gate import WriteGate
 from models.base import UTCDateTime
