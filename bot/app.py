@@ -16,7 +16,6 @@ from bot.api import stock as stock_api
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.deps import Deps
-from bot.errors import StorebotError
 from bot.keys import CLOCK, DEPS, ENGINE, HTTP, METRICS, SESSIONS, SETTINGS, WECOM
 from bot.metrics import Metrics
 from bot.queues.inbox import inbox_ctx
@@ -27,14 +26,6 @@ from bot.wecom.client import WeComClient
 from scheduler import scheduler_ctx_factory
 
 log = logging.getLogger(__name__)
-
-
-class SchemaOutdated(StorebotError):
-    def __init__(self, current: str | None, head: str | None) -> None:
-        super().__init__(
-            f"database schema is at {current or 'empty'}, code expects {head}: run `storebot db upgrade` "
-            "(or set database.auto_migrate = true)"
-        )
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None) -> web.Application:
@@ -64,10 +55,7 @@ def _database(shared: AsyncEngine | None):  # type: ignore[no-untyped-def]
         settings = app[SETTINGS]
         engine = shared or db.make_engine(settings.database)
         try:
-            if not await db.is_up_to_date(engine):
-                if not settings.database.auto_migrate:
-                    raise SchemaOutdated(await db.current_revision(engine), db.head_revision())
-                await db.upgrade(engine)
+            await db.prepare_schema(settings.database, engine)
             app[ENGINE] = engine
             app[SESSIONS] = db.session_factory(engine)
             yield

@@ -15,6 +15,7 @@ from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, func, sele
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.config import MAX_LINE_QTY as MAX_LINE_QTY  # one cap for sales, counts and transfers
 from bot.errors import DomainError, InvalidQuantity, InvalidState, NotAllowed, UnknownEntity
 from models.base import Base, insert_for
 from models.catalog import Sku, find_sku
@@ -30,7 +31,6 @@ STATE_NAMES = {
     "partially_received": "已部分签收",
     "cancelled": "已取消",
 }
-MAX_LINE_QTY = 10_000
 MAX_LINES = 20
 
 

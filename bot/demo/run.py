@@ -25,7 +25,7 @@ from bot.config import Settings, load_settings
 from bot.demo.customers import demo_contacts, seed_customer_loop
 from bot.demo.data import STAFF, STORES, chat_id, demo_users, sale_defaults, transfer_walkthrough, write_sample_chain
 from bot.demo.panel import DemoPanel, install
-from bot.importing.importer import import_files, prepare_schema
+from bot.importing.importer import import_files
 from bot.logs import configure_logging
 from bot.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from bot.sandbox.externalcontact import contacts_of
@@ -161,7 +161,7 @@ async def seed(settings: Settings, folder: Path, clock: Clock | None = None) -> 
     """Write the sample chain as CSVs and import them with the real importer."""
     engine = db.make_engine(settings.database)
     try:
-        await prepare_schema(settings, engine)
+        await db.prepare_schema(settings.database, engine)
         paths = await asyncio.to_thread(write_sample_chain, folder / "seed")
         await import_files(db.session_factory(engine), paths, clock=clock or SystemClock())
         await seed_customer_loop(settings, db.session_factory(engine), folder / "seed", clock or SystemClock())

@@ -7,17 +7,17 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import db
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.errors import ImportFileError, StorebotError
+from bot.errors import ImportFileError
 from bot.importing.customers import import_customers
 from bot.importing.kinds import import_skus, import_staff, import_stock, import_stores
 from bot.importing.rows import KINDS, Importer, ImportJob, ImportReport, kind_of, read_rows
 
-__all__ = ["KINDS", "ImportReport", "import_files", "prepare_schema", "run_import"]
+__all__ = ["KINDS", "ImportReport", "import_files", "run_import"]
 
 log = logging.getLogger(__name__)
 
@@ -52,28 +52,11 @@ async def import_files(
     return reports
 
 
-class SchemaNotCurrent(StorebotError):
-    def __init__(self, current: str | None, head: str | None) -> None:
-        super().__init__(
-            f"database schema is at {current or 'empty'}, code expects {head}: run `storebot db upgrade` "
-            "(or set database.auto_migrate = true)"
-        )
-
-
-async def prepare_schema(settings: Settings, engine: AsyncEngine) -> None:
-    """Same rule as `serve`: an outdated schema is upgraded when database.auto_migrate is on, else refused."""
-    if await db.is_up_to_date(engine):
-        return
-    if not settings.database.auto_migrate:
-        raise SchemaNotCurrent(await db.current_revision(engine), db.head_revision())
-    await db.upgrade(engine)
-
-
 async def run_import(settings: Settings, paths: list[Path], *, progress: bool = False) -> int:
     """`storebot import PATH...`: print one summary line per file; ImportFileError propagates (exit 2)."""
     engine = db.make_engine(settings.database)
     try:
-        await prepare_schema(settings, engine)
+        await db.prepare_schema(settings.database, engine)
         reports = await import_files(db.session_factory(engine), paths, clock=SystemClock(), progress=progress)
     finally:
         await engine.dispose()

@@ -28,10 +28,11 @@ import handlers
 from bot.config import InboxSettings
 from bot.db import Executemany
 from bot.deps import Deps
+from bot.events import Event, OtherEvent
 from bot.keys import DEPS, INBOX, METRICS, SETTINGS, WRITE_LOCK
 from bot.messages import render
 from bot.metrics import Metrics
-from bot.queues.loop import DrainLoop
+from bot.queues.loop import DrainLoop, backoff_seconds
 from bot.wecom.parse import to_event
 from bot.write_gate import WriteGate
 from models.base import UTCDateTime
@@ -41,16 +42,6 @@ from models.outbox import send_text
 log = logging.getLogger(__name__)
 # SQLite's single writer, queued in-process: shared by the callback endpoint, the POS API and the inbox worker.
 CLAIM_BATCH = 32  # events claimed per transaction; the transaction ends sooner when an ack is waiting
-
-
-def backoff_seconds(attempts: int, settings: InboxSettings) -> float:
-    """How long to wait before try number attempts+1: base * 2^(attempts-1), capped."""
-    return float(min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** max(attempts - 1, 0)))
-
-
-def _expects_answer(msg_type: str, event: str | None) -> bool:
-    """Something a person sent on purpose (not a background event such as LOCATION or enter_agent)."""
-    return msg_type != "event" or event == "template_card_event"
 
 
 _INBOX = InboundEvent.metadata.tables[InboundEvent.__tablename__]
@@ -69,6 +60,15 @@ class _Claimed(NamedTuple):
     from_user: str
     msg_type: str
     event: str | None
+
+
+def _event_of(row: _Claimed, now: datetime) -> Event:
+    """The row's typed event; an unreadable payload as an OtherEvent of its stored type."""
+    try:
+        return to_event(json.loads(row.payload))
+    except Exception:  # whatever is wrong with it was logged as the failure being recorded
+        return OtherEvent(from_user=row.from_user, create_time=now, agent_id=None, msg_type=row.msg_type,
+                          event=row.event)
 
 
 def _claim(now: datetime, limit: int) -> Select[int, str, int, str, str, str | None]:
@@ -193,13 +193,13 @@ class InboxWorker:
             values.update(state="failed", processed_at=now, claimed_until=None)
             outcome = "failed"
         else:
-            delay = backoff_seconds(attempts, self.settings)
+            delay = backoff_seconds(attempts, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds)
             log.warning("inbox event %s from %s failed (try %s), retry in %.0f s: %s", event_id, from_user, attempts,
                         delay, error, exc_info=err)
             values["claimed_until"] = now + timedelta(seconds=delay)
             outcome = "retry"
         await session.execute(update(InboundEvent).where(InboundEvent.id == event_id).values(**values))
-        if _expects_answer(row.msg_type, row.event):
+        if handlers.expects_answer(_event_of(row, now)):
             # Once per event (dedupe_key): the user knows it arrived and need not send it again.
             await send_text(session, from_user, render("system_busy"), now=now, dedupe_key=f"inbox-busy:{event_id}")
         return outcome

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
@@ -58,3 +59,10 @@ class DrainLoop:
                     await self._wakeup.wait()
             except TimeoutError:
                 pass
+
+
+def backoff_seconds(attempts: int, base: float, cap: float, *, jitter: bool = False) -> float:
+    """Delay before try attempts+1: base * 2^(attempts-1), capped; with `jitter`, "equal jitter" (half fixed,
+    half random, never 0) so retries of many rows spread out."""
+    delay = float(min(cap, base * 2.0 ** max(attempts - 1, 0)))
+    return delay / 2 + random.uniform(0, delay / 2) if jitter else delay

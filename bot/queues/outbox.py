@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -25,13 +24,12 @@ from typing import Any, NamedTuple
 from aiohttp import web
 from sqlalchemy import bindparam, func, select, update
 
-from bot.config import OutboxSettings
 from bot.db import Executemany
 from bot.deps import Deps
 from bot.errors import WeComAPIError, WeComConnectionError
 from bot.keys import DEPS, METRICS, OUTBOX, WECOM
 from bot.metrics import Metrics
-from bot.queues.loop import DrainLoop
+from bot.queues.loop import DrainLoop, backoff_seconds
 from bot.queues.outbox_budgets import Budgets, Claimed, split_stale_card_updates
 from bot.queues.outbox_dupes import CODE_USED, Attempt, DuplicateGate, Unprotectable, interval_for
 from bot.wecom.client import TOKEN_ERRORS, TRANSIENT_ERRORS, WeComClient, WeComRateLimited
@@ -48,12 +46,6 @@ RETRYABLE_ERRORS = TRANSIENT_ERRORS | TOKEN_ERRORS | CONFIG_ERRORS
 
 class BadRow(ValueError):
     """A row that can never be sent as it stands (a bug in whoever queued it): failed at once, not retried."""
-
-
-def backoff_seconds(attempts: int, settings: OutboxSettings) -> float:
-    """Delay before try attempts+1: capped exponential with equal jitter (never 0, so a drain moves on)."""
-    cap = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2.0 ** max(attempts - 1, 0))
-    return cap / 2 + random.uniform(0, cap / 2)
 
 
 class Outcome(NamedTuple):
@@ -273,7 +265,8 @@ class OutboxWorker:
             log.error("outbox %s to %s dead-lettered after %d attempts: %s", row.id, row.channel, attempts, error)
             return Outcome(row.id, "dead_letter", self._values(row.id, "failed", attempts, None, error=error,
                                                                unsure=unsure))
-        when = self.deps.clock.now() + timedelta(seconds=backoff_seconds(attempts, self.settings))
+        when = self.deps.clock.now() + timedelta(seconds=backoff_seconds(
+            attempts, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds, jitter=True))
         return Outcome(row.id, "retry", self._values(row.id, "pending", attempts, when, error=error, unsure=unsure))
 
     async def _deliver(self, row: Claimed, attempt: Attempt) -> tuple[str | None, str | None, str | None]:
