@@ -18,7 +18,7 @@ from models.alert import Alert, AlertDigest, acknowledge, may_handle, react, sno
 from models.catalog import Sku, find_sku
 from models.count import STATE_NAMES as COUNT_STATE_NAMES
 from models.count import StockCount, decide, record_count, refusal
-from models.org import Staff, Store, region_supervisor, store_manager
+from models.org import Staff, Store, responsible
 from models.outbox import send_card, send_text, update_card_button
 from models.stock import book_move, get_level
 from models.task import record_task_count
@@ -66,7 +66,7 @@ async def do_count(ctx: Context, store: Store, sku: Sku, qty: int) -> None:
         await _react(ctx, [(store.id, sku.id)])
         await ctx.reply(render("stock_count_booked", on_hand=on_hand, **view))
     else:
-        approver = await store_manager(ctx.session, store.id) or await region_supervisor(ctx.session, store.region_id)
+        approver = next(iter(await responsible(ctx.session, store, "approver")), None)
         if approver is None:
             raise NotAllowed(f"store {store.code} has no manager", "本店没有店长或督导可以审批，请联系管理员。")
         card = approval_card(count, store, sku, ctx.user, replaces=[old.id for old in recorded.superseded])

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.config import AlertSettings, RulesSettings
 from models.base import Base, UTCDateTime, dialect_name, insert_for
-from models.org import Staff, Store, admins, region_supervisor, store_manager
+from models.org import Staff, Store, responsible
 
 KINDS = ("negative_stock", "low_stock", "no_movement")
 STATES = ("open", "acknowledged", "resolved")
@@ -193,16 +193,6 @@ async def evaluate(
     return list((await session.execute(_sql(raise_sql, params), params)).scalars())
 
 
-async def _recipients(session: AsyncSession, store: Store, to: str) -> list[Staff]:
-    if to == "manager":
-        manager = await store_manager(session, store.id)
-        return [manager] if manager else []
-    if to == "supervisor":
-        supervisor = await region_supervisor(session, store.region_id)
-        return [supervisor] if supervisor else []
-    return await admins(session)
-
-
 def hold_until(alerts: AlertSettings, timezone: str, now: datetime) -> datetime:
     """`now`, or the end of the store's quiet hours (store-local) if now falls inside them."""
     window = alerts.quiet_window()
@@ -250,7 +240,7 @@ async def escalate(
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             continue
         due = hold_until(alerts, store.timezone, now) if alert.level != "critical" else now
-        for person in await _recipients(session, store, chain[step].to):
+        for person in await responsible(session, store, chain[step].to):
             await _add_notice(session, alert.id, step, person.userid, now, due)
         fired += 1
     return fired
