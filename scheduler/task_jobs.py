@@ -12,13 +12,13 @@ from sqlalchemy import select
 
 from bot.deps import Deps
 from bot.messages import render
+from handlers.task_chase import ChaseResult, chase
+from handlers.task_gen import generate_due
 from models.org import Region, Store
 from models.outbox import send_to_chat
 from models.points import leaderboard
 from models.task import local
-from models.task_chase import ChaseResult, chase
 from models.task_count import tick_counted_from_ledger
-from models.task_gen import generate_due
 
 if TYPE_CHECKING:
     from scheduler import JobSpec

@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.deps import Deps
 from bot.events import Event
 from bot.queues.photos import exif_taken_at, photo_path, process_due, retry_pending, write_photo
-from models.task_gen import run_now
+from handlers.task_gen import run_now
 from models.task_proof import TaskPhoto, haversine_m, outside_geofence
 from tests.factories import Chain
 from tests.task_support import (
@@ -163,8 +163,8 @@ async def test_a_photo_with_no_open_task_asks_which_and_jiaotu_attaches_it(
 async def test_a_photo_goes_to_the_task_just_reminded_before_the_oldest(
     deps: Deps, chain: Chain, clock: FakeClock, make_settings: Callable[..., Settings]
 ) -> None:
-    from models.task_chase import chase
-    from models.task_gen import generate_due
+    from handlers.task_chase import chase
+    from handlers.task_gen import generate_due
 
     media = MediaStore()
     deps = await _setup(deps, make_settings, media, "S002")  # 晨检 09:00, due 10:00

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.deps import Deps
+from handlers.task_chase import chase
+from handlers.task_gen import run_now
 from models.org import Staff
 from models.points import PointsEntry, award, leaderboard, standing
-from models.task_chase import chase
-from models.task_gen import run_now
 from scheduler.task_jobs import board_due, post_leaderboards, previous_month
 from tests.factories import Chain
 from tests.task_support import click, outbox, send, task_settings, tasks, text, texts, with_settings

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from bot.clock import FakeClock
 from bot.config import Settings, TaskRulesSettings
 from bot.deps import Deps
+from handlers.task_chase import chase, overdue_due, reminder_due, window_closed
+from handlers.task_gen import generate_due
 from models.task import TaskInstance
-from models.task_chase import chase, overdue_due, reminder_due, window_closed
-from models.task_gen import generate_due
 from tests.factories import Chain
 from tests.task_support import NINE_LOCAL, outbox, task_settings, tasks, texts
 

@@ -9,12 +9,12 @@ from typing import Any
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.deps import Deps
+from handlers.task_gen import generate_due, run_now
 from models.org import Staff
 from models.points import PointsEntry
 from models.stock import book_move
 from models.task import record_task_count
 from models.task_count import pick_skus, tick_counted_from_ledger
-from models.task_gen import generate_due, run_now
 from tests.conftest import auth
 from tests.factories import Chain
 from tests.task_support import click, outbox, send, task_settings, tasks, text, texts, with_settings

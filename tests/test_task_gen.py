@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 from bot.clock import FakeClock
 from bot.config import Settings, TaskTemplate
 from bot.deps import Deps
+from handlers.task_gen import current_period, due_periods, generate_due, jitter_seconds
 from models.org import Store
 from models.task import TaskCountLine
-from models.task_gen import current_period, due_periods, generate_due, jitter_seconds
 from tests.conftest import auth
 from tests.factories import Chain
 from tests.task_support import NINE_LOCAL, TEMPLATES, outbox, task_settings, tasks

@@ -12,7 +12,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.keys import DEPS
 from bot.sandbox import Sandbox
-from models.task_gen import jitter_seconds
+from handlers.task_gen import jitter_seconds
 from scheduler.task_jobs import generate_tasks
 from tests.conftest import auth
 from tests.factories import Chain

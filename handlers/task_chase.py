@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings, TaskRulesSettings
 from bot.messages import render
+from handlers.task_gen import NewTask, create_tasks
 from models.org import Staff, store_manager
 from models.outbox import send_text
 from models.points import award
 from models.task import TaskInstance, hhmm, store_of
-from models.task_gen import NewTask, create_tasks
 
 
 @dataclass
