@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.campaign_health import open_alerts
 from models.campaign import Campaign, CampaignMember, CampaignSend
-from models.campaign_health import open_alerts
 from models.customer import Customer
 from models.org import Staff
 

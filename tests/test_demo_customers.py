@@ -14,8 +14,8 @@ from bot.demo.customers import OWNER
 from bot.demo.run import bind, running_demo
 from bot.keys import DEPS
 from bot.sandbox.externalcontact import confirm, contacts_of
+from handlers.campaign_health import CampaignAlert
 from models.campaign import Campaign
-from models.campaign_health import CampaignAlert
 from models.campaign_report import report
 from models.customer import Customer
 from models.outbox import OutboundMessage

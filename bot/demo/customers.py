@@ -19,8 +19,8 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.demo.data import STAFF, STORES
 from bot.importing.importer import import_files
+from handlers.campaign_health import check
 from models.campaign import Campaign, launch, preflight
-from models.campaign_health import check
 from models.customer import Customer, CustomerPurchase
 from models.segment import rebuild_all, upsert_segment
 
