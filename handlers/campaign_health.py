@@ -12,37 +12,22 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.config import Settings
 from bot.messages import render
 from bot.wecom.cards import MAX_BUTTONS, button_card, card_task_id
 from models.alert import hold_until
-from models.base import Base, insert_for
+from models.base import insert_for
 from models.campaign import Campaign, CampaignMember, CampaignSend, offer_of
+from models.campaign_alert import CampaignAlert as CampaignAlert
+from models.campaign_alert import acknowledge as acknowledge
+from models.campaign_alert import open_alerts as open_alerts
 from models.org import Staff, Store, admins, region_supervisor, staff_by_userid
 from models.outbox import send_card, send_text
 
 FAILED = ("not_friend", "quota", "error")
-
-
-class CampaignAlert(Base):
-    __tablename__ = "campaign_alerts"
-    __table_args__ = (UniqueConstraint("campaign_pk", "kind", "open_key"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    campaign_pk: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
-    kind: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(16), default="open")  # open | acknowledged | resolved
-    open_key: Mapped[int | None]
-    message: Mapped[str] = mapped_column(String(1000))
-    created_at: Mapped[datetime]
-    resolved_at: Mapped[datetime | None]
-    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
-    esc_step: Mapped[int] = mapped_column(default=1)  # step 0 (the owner) fires when raised
-    esc_due_at: Mapped[datetime | None]
 
 
 @dataclass(frozen=True)
@@ -181,16 +166,3 @@ async def _chain_people(session: AsyncSession, owner: str, to: str) -> list[str]
         sup = await region_supervisor(session, region) if region is not None else None
         return [sup.userid] if sup and sup.userid != owner else []
     return [a.userid for a in await admins(session) if a.userid != owner]
-
-
-async def acknowledge(session: AsyncSession, alert_id: int, userid: str) -> bool:
-    result = await session.execute(
-        update(CampaignAlert).where(CampaignAlert.id == alert_id, CampaignAlert.state == "open")
-        .values(state="acknowledged", acknowledged_by=userid, esc_due_at=None)
-        .execution_options(synchronize_session=False))
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def open_alerts(session: AsyncSession, campaign_id: int) -> list[CampaignAlert]:
-    stmt = select(CampaignAlert).where(CampaignAlert.campaign_pk == campaign_id, CampaignAlert.open_key.is_not(None))
-    return list((await session.execute(stmt.order_by(CampaignAlert.id))).scalars())

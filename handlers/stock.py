@@ -9,7 +9,7 @@ from bot.errors import InvalidQuantity, InvalidState, NotAllowed, UnknownEntity
 from bot.events import CardClick, ScanCode, TextMessage
 from bot.messages import render
 from bot.wecom.cards import button_card
-from handlers import count_notify
+from handlers import count_notify, task_notify
 from handlers.alert_delivery import digest_alert_ids
 from handlers.parse import ascii_id, clip, looks_like_qty, normalize_text, parse_qty
 from handlers.router import UNHANDLED, Context, Router
@@ -21,7 +21,6 @@ from models.count import StockCount, decide, record_count, refusal
 from models.org import Staff, Store, responsible
 from models.outbox import send_card, send_text, update_card_button
 from models.stock import book_move, get_level
-from models.task import record_task_count
 
 router = Router("stock")
 
@@ -76,8 +75,8 @@ async def do_count(ctx: Context, store: Store, sku: Sku, qty: int) -> None:
 
 
 async def _tick_count_tasks(ctx: Context, store_id: int, sku_id: int) -> None:
-    for done in await record_task_count(ctx.session, ctx.user, store_id, sku_id, ctx.now):
-        await ctx.reply(done.message())
+    for text in await task_notify.tick_count_tasks(ctx.session, ctx.user, store_id, sku_id, ctx.now):
+        await ctx.reply(text)
 
 
 def approval_card(count: StockCount, store: Store, sku: Sku, counter: Staff, replaces: list[int] | None = None,

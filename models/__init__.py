@@ -1,9 +1,9 @@
 """SQLAlchemy models and the domain rules that change them; importing this package registers every table."""
 
-from handlers import campaign_health
 from models import (
     alert,
     campaign,
+    campaign_alert,
     catalog,
     conversation,
     count,
@@ -24,7 +24,7 @@ __all__ = [
     "Base",
     "alert",
     "campaign",
-    "campaign_health",
+    "campaign_alert",
     "catalog",
     "conversation",
     "count",

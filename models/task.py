@@ -18,11 +18,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.errors import InvalidState, NotAllowed, UnknownEntity
-from bot.messages import render
 from models.base import Base
 from models.catalog import Sku
 from models.org import Staff, Store
-from models.outbox import OutboundMessage, send_text, update_card_button
+from models.outbox import OutboundMessage, update_card_button
 from models.points import award
 from models.task_proof import TaskBroadcast, TaskPhoto, UserLocation
 
@@ -86,9 +85,14 @@ class Completion:
     state: str  # done | late_done
     points: int
 
-    def message(self) -> str:
-        """What the person who completed it reads, e.g. after the last 盘点 of a count task."""
-        return render("task_done", title=self.task.title, state=self.state, points=self.points)
+
+@dataclass(frozen=True)
+class CountProgress:
+    """A count task one line further on, not finished: which line was ticked and which SKUs are left."""
+
+    task: TaskInstance
+    line_id: int
+    left: list[str]
 
 
 def local(at: datetime, tz: str) -> datetime:
@@ -222,10 +226,12 @@ async def count_lines(session: AsyncSession, task_id: int) -> list[TaskCountLine
 
 
 async def record_task_count(
-    session: AsyncSession, user: Staff, store_id: int, sku_id: int, at: datetime
+    session: AsyncSession, user: Staff, store_id: int, sku_id: int, at: datetime, *,
+    progress: list[CountProgress] | None = None,
 ) -> list[Completion]:
     """A SKU was counted at a store (the 盘点 flow calls this): tick it on every open count task listing it;
-    a task whose every line is now counted completes, credited to `user`. Returns the completions."""
+    a task whose every line is now counted completes, credited to `user`. Returns the completions; `progress`
+    collects the user's own tasks that moved on but are not finished (handlers/task_notify.py tells them)."""
     stmt = (
         select(TaskCountLine, TaskInstance)
         .join(TaskInstance, TaskInstance.id == TaskCountLine.task_id)
@@ -246,9 +252,8 @@ async def record_task_count(
             credited = user if can_complete(task, user) else await session.get(Staff, task.assignee_id)
             assert credited is not None
             done.append(await complete(session, task, credited, at))
-        elif can_complete(task, user):
-            await send_text(session, user.userid, render("task_count_progress", title=task.title, left=left),
-                            now=at, dedupe_key=f"task-count-progress:{task.id}:{line.id}")
+        elif can_complete(task, user) and progress is not None:
+            progress.append(CountProgress(task, line.id, left))
     return done
 
 
