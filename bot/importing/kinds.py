@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.importing.rows import ImportJob, ImportReport, Row
 from models.catalog import Sku
 from models.org import ROLES, Region, Staff, Store
-from models.stock import StockLevel, StockMove
+from models.stock import StockLevel, book_moves
 
 CHUNK = 5000  # rows per executemany: big enough to be fast, small enough for a lively progress bar
+BOOK_CHUNK = 2000  # SKUs per book_moves call: well inside SQLite's 32,766 bound parameters
+MOVE_KINDS_BY_ORDER = ("opening", "import_adjustment")  # a new level's stock, then a changed one's
 DEFAULT_TZ = "Asia/Shanghai"
 
 
@@ -196,8 +198,8 @@ def _stock_rows(job: ImportJob, stores: dict[str, int], skus: dict[str, int]) ->
 
 
 async def import_stock(session: AsyncSession, job: ImportJob, report: ImportReport) -> None:
-    """Set-based: levels read once (locked), balances computed here, levels and moves written with executemany.
-    Same ledger as `book_move`: every change of on-hand is a StockMove with balance_after, level in step."""
+    """Set-based: levels read once (locked), new levels and safety stock written with executemany, every change
+    of on-hand booked through models.stock.book_moves (the set-based book_move), so the ledger has one writer."""
     stores: dict[str, int] = dict(list(await session.execute(select(Store.code, Store.id))))
     skus: dict[str, int] = {}
     for code, barcode, ident in await session.execute(select(Sku.code, Sku.barcode, Sku.id)):
@@ -215,53 +217,45 @@ async def import_stock(session: AsyncSession, job: ImportJob, report: ImportRepo
     ref = f"import:{Path(job.file).name}"[:128]
     at = job.at
     new_levels: list[dict[str, Any]] = []
-    moves: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []  # on-hand (and maybe safety) changed
-    safety_only: list[dict[str, Any]] = []
+    moves: list[tuple[int, int, int, int]] = []  # (kind order, store, sku, qty): booked through book_moves
+    safety_changed: list[dict[str, Any]] = []
     for store_id, sku_id, on_hand, safety in parsed:
         level = levels.get((store_id, sku_id))
         if level is None:
-            new_levels.append({"store_id": store_id, "sku_id": sku_id, "on_hand": on_hand,
-                               "safety_stock": safety or 0, "last_moved_at": at if on_hand else None})
+            new_levels.append({"store_id": store_id, "sku_id": sku_id, "on_hand": 0, "safety_stock": safety or 0,
+                               "last_moved_at": None})
             if on_hand:
-                moves.append(_move(store_id, sku_id, "opening", on_hand, on_hand, ref, at))
+                moves.append((0, store_id, sku_id, on_hand))
             report.created += 1
             continue
         ident, old_on_hand, old_safety = level
         safety = old_safety if safety is None else safety
+        if safety != old_safety:
+            safety_changed.append({"b_id": ident, "b_safety": safety})
         if on_hand != old_on_hand:
-            diff = on_hand - old_on_hand
-            changed.append({"b_id": ident, "b_diff": diff, "b_safety": safety, "b_at": at})
-            moves.append(_move(store_id, sku_id, "import_adjustment", diff, on_hand, ref, at))
+            moves.append((1, store_id, sku_id, on_hand - old_on_hand))
             report.updated += 1
         elif safety != old_safety:
-            safety_only.append({"b_id": ident, "b_safety": safety})
             report.updated += 1
         else:
             report.unchanged += 1
     levels_table = cast(Table, StockLevel.__table__)
     col = levels_table.c
-    await _execute_chunks(session, insert(levels_table), new_levels)
-    await _execute_chunks(
-        session,
-        update(levels_table).where(col.id == bindparam("b_id")).values(
-            on_hand=col.on_hand + bindparam("b_diff"), safety_stock=bindparam("b_safety"),
-            last_moved_at=bindparam("b_at", type_=col.last_moved_at.type),
-        ),
-        changed,
-    )
+    await _execute_chunks(session, insert(levels_table), new_levels)  # at 0: the opening moves book the stock
     await _execute_chunks(
         session,
         update(levels_table).where(col.id == bindparam("b_id")).values(safety_stock=bindparam("b_safety")),
-        safety_only,
+        safety_changed,
     )
-    moves_table = cast(Table, StockMove.__table__)
-    for start in job.chunks(len(moves), CHUNK, "write"):
-        await session.execute(insert(moves_table), moves[start : start + CHUNK])
-    report.moves = len(moves)
-
-
-def _move(store_id: int, sku_id: int, kind: str, qty: int, balance: int, ref: str, at: Any) -> dict[str, Any]:
-    return {"store_id": store_id, "sku_id": sku_id, "kind": kind, "qty": qty, "balance_after": balance,
-            "ref": ref, "actor": "import", "note": None, "created_at": at}
-
+    # Every change of on-hand through the one stock path (models.stock.book_moves): a move with its balance,
+    # the level in step, last_moved_at kept.
+    moves.sort()
+    for start in job.chunks(len(moves), BOOK_CHUNK, "write"):
+        chunk = moves[start : start + BOOK_CHUNK]
+        groups: dict[tuple[int, int], dict[int, int]] = {}
+        for kind, store_id, sku_id, qty in chunk:
+            groups.setdefault((kind, store_id), {})[sku_id] = qty
+        for (kind, store_id), qtys in groups.items():
+            booked = await book_moves(session, store_id=store_id, qtys=qtys, kind=MOVE_KINDS_BY_ORDER[kind], at=at,
+                                      ref=ref, actor="import")
+            report.moves += len(booked)
