@@ -16,13 +16,14 @@ from bot.api import stock as stock_api
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.deps import Deps
-from bot.keys import CLOCK, DEPS, ENGINE, HTTP, METRICS, SESSIONS, SETTINGS, WECOM
+from bot.keys import CLOCK, DEPS, ENGINE, HTTP, METRICS, SESSIONS, SETTINGS, WECOM, WRITE_LOCK
 from bot.metrics import Metrics
 from bot.queues.inbox import inbox_ctx
 from bot.queues.outbox import outbox_ctx
 from bot.queues.photos import photos_ctx
 from bot.wecom import callback
 from bot.wecom.client import WeComClient
+from bot.write_gate import WriteGate
 from scheduler import scheduler_ctx_factory
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.cleanup_ctx.append(scheduler_ctx_factory(DEPS))
     app.cleanup_ctx.append(stock_api.menu_ctx)  # menu/create with the scan buttons, when wecom.create_menu
     api.setup_routes(app)
+    app[WRITE_LOCK] = WriteGate()  # before callback.setup, whose group commit queues on it
     callback.setup(app)
     return app
 
@@ -80,6 +82,7 @@ async def _deps(app: web.Application) -> AsyncIterator[None]:
     data_dir = Path(settings.server.data_dir)
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     app[DEPS] = Deps(
-        config=settings, sessions=app[SESSIONS], clock=app[CLOCK], data_dir=data_dir, wecom=app[WECOM]
+        config=settings, sessions=app[SESSIONS], clock=app[CLOCK], data_dir=data_dir, wecom=app[WECOM],
+        write_gate=app[WRITE_LOCK],
     )
     yield

@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -34,7 +34,7 @@ from bot.messages import render
 from bot.metrics import Metrics
 from bot.queues.loop import DrainLoop, backoff_seconds
 from bot.wecom.parse import to_event
-from bot.write_gate import WriteGate
+from bot.write_gate import WriteGate, gate
 from models.base import UTCDateTime
 from models.inbox import InboundEvent
 from models.outbox import send_text
@@ -104,9 +104,7 @@ class InboxWorker:
         """Background work behind callback acks: on SQLite, wait for a calm moment and hold the one writer (in
         process, instead of SQLite's busy timeout, whose sleeps would delay acks by up to 100 ms each); on
         PostgreSQL only let the acks waiting right now go first."""
-        if self.write_lock is None:
-            return nullcontext()
-        return self.write_lock.background(exclusive=session.get_bind().dialect.name == "sqlite")
+        return gate(self.write_lock, sqlite=session.get_bind().dialect.name == "sqlite", background=True)
 
     def _acks_waiting(self) -> bool:
         return self.write_lock is not None and self.write_lock.urgent

@@ -143,7 +143,7 @@ class OutboxWorker:
         t, lease = _TABLE, timedelta(seconds=self.settings.lease_seconds)
         while True:
             await asyncio.sleep(lease.total_seconds() / 3)
-            async with self.deps.sessions() as session, session.begin():
+            async with self.deps.sessions() as session, self.deps.writing(session), session.begin():
                 await session.execute(
                     update(t).where(t.c.id.in_(ids), t.c.claimed_by == self.name, t.c.state == "sending")
                     .values(claimed_until=self.deps.clock.now() + lease)
@@ -152,7 +152,7 @@ class OutboxWorker:
     async def recover_expired_leases(self) -> int:
         """Rows leased by a worker that died (its lease ran out) go back to pending, due now."""
         t, now = _TABLE, self.deps.clock.now()
-        async with self.deps.sessions() as session, session.begin():
+        async with self.deps.sessions() as session, self.deps.writing(session), session.begin():
             conn = await session.connection()
             recovered = (await conn.execute(
                 update(t)
@@ -189,7 +189,7 @@ class OutboxWorker:
             .returning(t.c.id, t.c.channel, t.c.recipient, t.c.msgtype, t.c.payload, t.c.attempts, t.c.content_hash,
                        t.c.uncertain_since)
         )
-        async with self.deps.sessions() as session, session.begin():
+        async with self.deps.sessions() as session, self.deps.writing(session), session.begin():
             conn = await session.connection()
             rows = sorted(Claimed(*row) for row in await conn.execute(lease))  # RETURNING has no order: by id
             if not rows:
@@ -313,7 +313,7 @@ class OutboxWorker:
         for values in (sent, other):
             for v in values:
                 v["_owner"] = self.name
-        async with self.deps.sessions() as session, session.begin():
+        async with self.deps.sessions() as session, self.deps.writing(session), session.begin():
             conn = await session.connection()
             counts = [await _RECORD_SENT.run(conn, sent), await _RECORD_OTHER.run(conn, other)]
         written = -1 if -1 in counts else sum(counts)  # asyncpg does not count executemany's rows

@@ -207,7 +207,7 @@ async def process_due(deps: Deps, *, limit: int = 20) -> int:
     them after LEASE and two servers never take the same one), downloaded concurrently outside any transaction,
     then each stored and attached in its own transaction; the sender is told the outcome. Returns how many."""
     now = deps.clock.now()
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions() as session, deps.writing(session), session.begin():
         stmt = (
             select(TaskPhoto.id, TaskPhoto.media_id, TaskPhoto.tries)
             .where(TaskPhoto.state == "pending", TaskPhoto.next_try_at <= now)
@@ -234,7 +234,7 @@ retry_pending = process_due  # the scheduler job's name for the same pass
 
 async def _settle(deps: Deps, photo_id: int, fetched: Download) -> None:
     now = deps.clock.now()
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions() as session, deps.writing(session), session.begin():
         photo = await session.get(TaskPhoto, photo_id, with_for_update=True)
         if photo is None or photo.state != "pending":
             return  # another server finished it meanwhile

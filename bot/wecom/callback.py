@@ -54,8 +54,7 @@ class CallbackEndpoint:
         self.limit = settings.server.max_callback_body_bytes
         self.max_skew = settings.wecom.max_timestamp_skew_seconds
         key = settings.wecom.encoding_aes_key.get_secret_value()
-        app[WRITE_LOCK] = WriteGate()
-        self.writer = GroupCommit(app, app[WRITE_LOCK])
+        self.writer = GroupCommit(app, app.setdefault(WRITE_LOCK, WriteGate()))
         self._counters: dict[str, Counter] = {}  # outcome → its labelled counter, looked up once
         try:
             self.crypto = (
