@@ -1,4 +1,6 @@
 """The `storebot` command: serve, demo, import, db upgrade, sandbox. Exit 0 ok, 2 bad config or input, 1 else."""
+# Each command imports what it runs inside its function (lazy on purpose): `storebot sandbox` must not load the
+# product, and `storebot --help` stays quick.
 
 from __future__ import annotations
 

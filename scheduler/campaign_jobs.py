@@ -19,7 +19,7 @@ from models.campaign_send import (
     record_reminder,
     record_results,
 )
-from scheduler import JobSpec, every
+from scheduler.spec import JobSpec, every
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 from bot.deps import Deps
 from handlers.alert_delivery import flush_digests
 from models.alert import escalate, evaluate
-from scheduler import JobSpec, every
+from scheduler.spec import JobSpec, every
 
 log = logging.getLogger(__name__)
 

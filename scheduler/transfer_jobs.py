@@ -7,7 +7,6 @@ it is recorded in transfer_steps (unique per transfer and step) in the same tran
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,11 +24,9 @@ from models.transfer_waits import (
     Waits,
     due_steps,
 )
+from scheduler.spec import JobSpec, every
 
 __all__ = ["APPROVAL_ESCALATE", "APPROVAL_REMIND", "RECEIPT_ADMIN", "RECEIPT_OVERDUE", "Waits", "due_steps"]
-
-if TYPE_CHECKING:
-    from scheduler import JobSpec
 
 
 def next_due(transfer: Transfer, waits: Waits) -> datetime | None:
@@ -94,6 +91,4 @@ async def check_transfers(deps: Deps) -> int:
 
 
 def jobs(deps: Deps) -> list[JobSpec]:
-    from scheduler import JobSpec, every
-
     return [JobSpec("transfers.check", check_transfers, every(deps.config.rules.transfer_check_minutes))]
