@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import secrets
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,9 +24,10 @@ from bot.events import (
 )
 from bot.wecom.crypto import CallbackCrypto
 from bot.wecom.parse import dedupe_key, message_dict, to_event
+from tests import TESTS
 from tests.conftest import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN
 
-PAYLOADS = Path(__file__).parent / "payloads"
+PAYLOADS = TESTS / "payloads"
 _msg_ids = itertools.count(7_000_000_000_000_000_001)
 
 

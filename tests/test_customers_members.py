@@ -14,12 +14,13 @@ from bot.errors import ImportFileError
 from bot.importing.importer import import_files
 from bot.sandbox.externalcontact import customer_adds, customer_deletes
 from models.customer import Customer, CustomerEvent, CustomerPurchase, CustomerTag
+from tests import TESTS
 from tests.conftest import AppClient, auth
 from tests.customer_support import Member, add_members, make_settings, sell
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
 
-DATA = Path(__file__).parent / "data" / "import"
+DATA = TESTS / "data" / "import"
 Sessions = async_sessionmaker[AsyncSession]
 
 __all__ = ["make_settings"]  # a fixture: the POS date window opened for member history

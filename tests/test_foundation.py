@@ -11,12 +11,13 @@ from bot.cli import main
 from bot.config import load_settings
 from bot.errors import ConfigError
 from bot.logs import RedactSecrets
+from tests import TESTS
 from tests.conftest import AppClient, auth
 from tests.factories import Chain
 
 
 def test_example_config_loads() -> None:
-    settings = load_settings(Path(__file__).parent.parent / "config.toml", env={})
+    settings = load_settings(TESTS.parent / "config.toml", env={})
     assert settings.server.port == 8080
     assert {t.key for t in settings.tasks} >= {"morning_check"}
 

@@ -21,9 +21,10 @@ from bot.importing.importer import KINDS, ImportReport, import_files
 from models.catalog import Sku
 from models.org import Region, Staff, Store
 from models.stock import StockLevel, StockMove, book_move
+from tests import TESTS
 from tests.conftest import AppClient, auth
 
-DATA = Path(__file__).parent / "data"
+DATA = TESTS / "data"
 GOOD = [DATA / "import" / f"{kind}.csv" for kind in KINDS if kind != "customers"]  # tests/test_customers_*
 Sessions = async_sessionmaker[AsyncSession]
 
