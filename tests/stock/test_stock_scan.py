@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.api.stock import MENU_TASK
 from bot.config import Settings
+from bot.keys import MENU_TASK
 from models.conversation import Conversation
 from models.count import StockCount
 from models.stock import StockMove

@@ -13,14 +13,13 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.deps import Deps
 from models.transfer import Transfer, TransferStep
+from models.transfer_waits import Waits, due_steps
 from scheduler.transfer_jobs import (
     APPROVAL_ESCALATE,
     APPROVAL_REMIND,
     RECEIPT_ADMIN,
     RECEIPT_OVERDUE,
-    Waits,
     check_transfers,
-    due_steps,
     jobs,
     next_due,
 )
