@@ -7,17 +7,15 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.importing.rows import ImportJob, ImportReport, Row
 from models.catalog import Sku
 from models.org import ROLES, Region, Staff, Store
-from models.stock import StockLevel, book_moves
+from models.stock_set import set_levels
 
 CHUNK = 5000  # rows per executemany: big enough to be fast, small enough for a lively progress bar
-BOOK_CHUNK = 2000  # SKUs per book_moves call: well inside SQLite's 32,766 bound parameters
-MOVE_KINDS_BY_ORDER = ("opening", "import_adjustment")  # a new level's stock, then a changed one's
 DEFAULT_TZ = "Asia/Shanghai"
 
 
@@ -198,8 +196,7 @@ def _stock_rows(job: ImportJob, stores: dict[str, int], skus: dict[str, int]) ->
 
 
 async def import_stock(session: AsyncSession, job: ImportJob, report: ImportReport) -> None:
-    """Set-based: levels read once (locked), new levels and safety stock written with executemany, every change
-    of on-hand booked through models.stock.book_moves (the set-based book_move), so the ledger has one writer."""
+    """Every row checked first, then booked by models.stock.set_levels (the set-based book_move for counts)."""
     stores: dict[str, int] = dict(list(await session.execute(select(Store.code, Store.id))))
     skus: dict[str, int] = {}
     for code, barcode, ident in await session.execute(select(Sku.code, Sku.barcode, Sku.id)):
@@ -207,55 +204,10 @@ async def import_stock(session: AsyncSession, job: ImportJob, report: ImportRepo
         if barcode:
             skus.setdefault(barcode, ident)
     parsed = _stock_rows(job, stores, skus)
-    # Lock the file's stores' levels (PostgreSQL) so a sale booked meanwhile waits instead of being overwritten.
-    level_rows = await session.execute(
-        select(StockLevel.id, StockLevel.store_id, StockLevel.sku_id, StockLevel.on_hand, StockLevel.safety_stock)
-        .where(StockLevel.store_id.in_({store_id for store_id, *_ in parsed}))
-        .with_for_update()
-    )
-    levels = {(store_id, sku_id): (ident, on_hand, safety) for ident, store_id, sku_id, on_hand, safety in level_rows}
     ref = f"import:{Path(job.file).name}"[:128]
-    at = job.at
-    new_levels: list[dict[str, Any]] = []
-    moves: list[tuple[int, int, int, int]] = []  # (kind order, store, sku, qty): booked through book_moves
-    safety_changed: list[dict[str, Any]] = []
-    for store_id, sku_id, on_hand, safety in parsed:
-        level = levels.get((store_id, sku_id))
-        if level is None:
-            new_levels.append({"store_id": store_id, "sku_id": sku_id, "on_hand": 0, "safety_stock": safety or 0,
-                               "last_moved_at": None})
-            if on_hand:
-                moves.append((0, store_id, sku_id, on_hand))
-            report.created += 1
-            continue
-        ident, old_on_hand, old_safety = level
-        safety = old_safety if safety is None else safety
-        if safety != old_safety:
-            safety_changed.append({"b_id": ident, "b_safety": safety})
-        if on_hand != old_on_hand:
-            moves.append((1, store_id, sku_id, on_hand - old_on_hand))
-            report.updated += 1
-        elif safety != old_safety:
-            report.updated += 1
-        else:
-            report.unchanged += 1
-    levels_table = cast(Table, StockLevel.__table__)
-    col = levels_table.c
-    await _execute_chunks(session, insert(levels_table), new_levels)  # at 0: the opening moves book the stock
-    await _execute_chunks(
-        session,
-        update(levels_table).where(col.id == bindparam("b_id")).values(safety_stock=bindparam("b_safety")),
-        safety_changed,
-    )
-    # Every change of on-hand through the one stock path (models.stock.book_moves): a move with its balance,
-    # the level in step, last_moved_at kept.
-    moves.sort()
-    for start in job.chunks(len(moves), BOOK_CHUNK, "write"):
-        chunk = moves[start : start + BOOK_CHUNK]
-        groups: dict[tuple[int, int], dict[int, int]] = {}
-        for kind, store_id, sku_id, qty in chunk:
-            groups.setdefault((kind, store_id), {})[sku_id] = qty
-        for (kind, store_id), qtys in groups.items():
-            booked = await book_moves(session, store_id=store_id, qtys=qtys, kind=MOVE_KINDS_BY_ORDER[kind], at=at,
-                                      ref=ref, actor="import")
-            report.moves += len(booked)
+    booked = await set_levels(session, parsed, at=job.at, ref=ref, actor="import",
+                              write_chunks=lambda total, size: job.chunks(total, size, "write"))
+    report.created += booked.created
+    report.updated += booked.updated
+    report.unchanged += booked.unchanged
+    report.moves = booked.moves
