@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     api.setup_routes(app)
     app[WRITE_LOCK] = WriteGate()  # before callback.setup, whose group commit queues on it
     callback.setup(app)
+    app.cleanup_ctx.append(callback.writer_ctx)  # last: closes the callback writer before the engine goes
     return app
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.queues.inbox import InboxWorker
     from bot.queues.outbox import OutboxWorker
     from bot.queues.photos import PhotoWorker
+    from bot.wecom.callback import CallbackEndpoint
     from bot.wecom.client import WeComClient
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -34,6 +35,7 @@ METRICS = web.AppKey("metrics", Metrics)
 INBOX: web.AppKey[InboxWorker] = web.AppKey("inbox")
 OUTBOX: web.AppKey[OutboxWorker] = web.AppKey("outbox")
 PHOTOS: web.AppKey[PhotoWorker] = web.AppKey("photos")
+CALLBACK: web.AppKey[CallbackEndpoint] = web.AppKey("callback")  # the WeCom callback endpoint and its writer
 WRITE_LOCK = web.AppKey("inbox_write_lock", WriteGate)  # SQLite's one writer: every writer queues here
 MENU_TASK = web.AppKey("stock_menu_task", asyncio.Task[None])  # the scan menu's creation at start-up
 DEMO_PANEL: web.AppKey[DemoPanel] = web.AppKey("demo_panel")  # set only under `storebot demo`
