@@ -19,8 +19,8 @@ from pathlib import Path
 from bot.clock import SystemClock
 from bot.config import DatabaseSettings
 from bot.db import make_engine, session_factory, upgrade
-from bot.demo_data import ean13
-from bot.importer import import_files
+from bot.demo.data import ean13
+from bot.importing.importer import import_files
 
 
 def write_files(folder: Path, stores: int, skus: int) -> tuple[list[Path], list[tuple[str, str, int, int]]]:

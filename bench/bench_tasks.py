@@ -2,7 +2,7 @@
 
 A temporary SQLite file database (or --db URL) gets 2,000 stores in 10 regions, 2 staff and a manager per store,
 20 SKUs stocked everywhere. Five templates fire at 09:00 store-local (one of them a count task that picks a
-cycle-count list per store). The timed part is the scheduler's own path, models.task_gen.generate_due, at
+cycle-count list per store). The timed part is the scheduler's own path, handlers.task_gen.generate_due, at
 09:00: instances inserted, count lists chosen, cards queued with jitter. A second pass (nothing left to create)
 is timed too.
 
@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import models
 from bot.config import DatabaseSettings, settings_from_dict
 from bot.db import make_engine, session_factory, upgrade
+from handlers.task_gen import generate_due
 from models.base import Base
 from models.catalog import Sku
 from models.org import Region, Staff, Store
 from models.outbox import OutboundMessage
 from models.stock import StockLevel
 from models.task import TaskCountLine, TaskInstance
-from models.task_gen import generate_due
 
 _ = models
 BENCH_DB = "storebot_bench_tasks"

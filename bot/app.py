@@ -19,25 +19,18 @@ from bot.console import setup_console
 from bot.console.live import live_settings_ctx
 from bot.deps import Deps
 from bot.errors import StorebotError
-from bot.inbox import inbox_ctx
-from bot.keys import CLOCK, DEPS, ENGINE, HTTP, METRICS, SESSIONS, SETTINGS, WECOM
+from bot.keys import CLOCK, DEPS, ENGINE, HTTP, METRICS, SESSIONS, SETTINGS, WECOM, WRITE_LOCK
 from bot.live_settings import LIVE, LiveSettings
 from bot.metrics import Metrics
-from bot.outbox import outbox_ctx
-from bot.photos import photos_ctx
+from bot.queues.inbox import inbox_ctx
+from bot.queues.outbox import outbox_ctx
+from bot.queues.photos import photos_ctx
 from bot.wecom import callback
 from bot.wecom.client import WeComClient
+from bot.write_gate import WriteGate
 from scheduler import scheduler_ctx_factory
 
 log = logging.getLogger(__name__)
-
-
-class SchemaOutdated(StorebotError):
-    def __init__(self, current: str | None, head: str | None) -> None:
-        super().__init__(
-            f"database schema is at {current or 'empty'}, code expects {head}: run `storebot db upgrade` "
-            "(or set database.auto_migrate = true)"
-        )
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None) -> web.Application:
@@ -60,8 +53,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.cleanup_ctx.append(scheduler_ctx_factory(DEPS))
     app.cleanup_ctx.append(stock_api.menu_ctx)  # menu/create with the scan buttons, when wecom.create_menu
     api.setup_routes(app)
+    app[WRITE_LOCK] = WriteGate()  # before callback.setup, whose group commit queues on it
     callback.setup(app)
     setup_console(app)
+    app.cleanup_ctx.append(callback.writer_ctx)  # last: closes the callback writer before the engine goes
     return app
 
 
@@ -70,10 +65,7 @@ def _database(shared: AsyncEngine | None):  # type: ignore[no-untyped-def]
         settings = app[SETTINGS]
         engine = shared or db.make_engine(settings.database)
         try:
-            if not await db.is_up_to_date(engine):
-                if not settings.database.auto_migrate:
-                    raise SchemaOutdated(await db.current_revision(engine), db.head_revision())
-                await db.upgrade(engine)
+            await db.prepare_schema(settings.database, engine)
             app[ENGINE] = engine
             app[SESSIONS] = db.session_factory(engine)
             yield
@@ -98,6 +90,7 @@ async def _deps(app: web.Application) -> AsyncIterator[None]:
     data_dir = Path(settings.server.data_dir)
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     app[DEPS] = Deps(
-        live=app[LIVE], sessions=app[SESSIONS], clock=app[CLOCK], data_dir=data_dir, wecom=app[WECOM]
+        live=app[LIVE], sessions=app[SESSIONS], clock=app[CLOCK], data_dir=data_dir, wecom=app[WECOM],
+        write_gate=app[WRITE_LOCK],
     )
     yield

@@ -1,4 +1,6 @@
 """The `storebot` command: serve, demo, import, db upgrade, sandbox. Exit 0 ok, 2 bad config or input, 1 else."""
+# Each command imports what it runs inside its function (lazy on purpose): `storebot sandbox` must not load the
+# product, and `storebot --help` stays quick.
 
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from bot.importer import run_import
+    from bot.importing.importer import run_import
 
     settings = _settings(args)
     configure_logging(settings.secrets(), logging.WARNING)
@@ -103,7 +105,7 @@ def cmd_task_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.demo.run import run_demo
 
     return run_demo(port=args.port, sandbox_port=args.sandbox_port, keep=args.keep)
 

@@ -39,7 +39,7 @@ class FakeClock:
 
 
 class ShiftedClock:
-    """Another clock moved ahead by an offset that only grows: the demo's "advance time" control (bot/demo.py)."""
+    """Another clock moved ahead by an offset that only grows: the demo's "advance time" control (bot/demo/run.py)."""
 
     def __init__(self, base: Clock) -> None:
         self.base = base

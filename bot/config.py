@@ -96,9 +96,12 @@ class WeComSettings(_Section):
         return v
 
 
+MAX_LINE_QTY = 10_000  # one line's absurd quantity: the default cap of sales and counts, the cap of transfers
+
+
 class PosSettings(_Section):
     webhook_secret: SecretStr = SecretStr("")
-    max_line_qty: int = Field(10_000, ge=1)  # a single sale line above this is refused as absurd
+    max_line_qty: int = Field(MAX_LINE_QTY, ge=1)  # a single sale line above this is refused as absurd
     max_sale_age_days: int = Field(35, ge=1, le=3650)  # a sale (or receipt) dated further back gets 422
     max_sale_ahead_hours: float = Field(24, ge=0, le=720)  # a sale (or receipt) dated further ahead gets 422
 

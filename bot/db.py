@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.sql.dml import UpdateBase
 
 from bot.config import DatabaseSettings
+from bot.errors import SchemaNotCurrent
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -146,3 +147,13 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 async def is_up_to_date(engine: AsyncEngine) -> bool:
     return await current_revision(engine) == head_revision()
+
+
+async def prepare_schema(database: DatabaseSettings, engine: AsyncEngine) -> None:
+    """`serve`, `import` and `demo` alike: an outdated schema is upgraded when database.auto_migrate is on, else
+    refused with SchemaNotCurrent."""
+    if await is_up_to_date(engine):
+        return
+    if not database.auto_migrate:
+        raise SchemaNotCurrent(await current_revision(engine), head_revision())
+    await upgrade(engine)

@@ -3,6 +3,7 @@
 StorebotError
 ├── ConfigError                 a config key is missing or invalid (exit code 2)
 ├── ImportFileError             a master-data file has a bad row (exit code 2)
+├── SchemaNotCurrent            the database is behind the code and database.auto_migrate is off
 ├── DomainError                 a business rule refused an action; .user_message is for the store user
 │   ├── UnknownEntity           a store, SKU, staff member, transfer or task that does not exist
 │   ├── NotAllowed              the actor lacks the right for this action
@@ -37,6 +38,16 @@ class ImportFileError(StorebotError):
         self.reason = reason
         where = f"{file}:{line}" if line is not None else file
         super().__init__(f"{where}: {reason}")
+
+
+class SchemaNotCurrent(StorebotError):
+    def __init__(self, current: str | None, head: str | None) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"database schema is at {current or 'empty'}, code expects {head}: run `storebot db upgrade` "
+            "(or set database.auto_migrate = true)"
+        )
 
 
 class DomainError(StorebotError):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -12,11 +14,14 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.deps import Deps
 from bot.metrics import Metrics
+from bot.write_gate import WriteGate
 
 if TYPE_CHECKING:
-    from bot.inbox import InboxWorker
-    from bot.outbox import OutboxWorker
-    from bot.photos import PhotoWorker
+    from bot.demo.panel import DemoPanel
+    from bot.queues.inbox import InboxWorker
+    from bot.queues.outbox import OutboxWorker
+    from bot.queues.photos import PhotoWorker
+    from bot.wecom.callback import CallbackEndpoint
     from bot.wecom.client import WeComClient
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -30,3 +35,9 @@ METRICS = web.AppKey("metrics", Metrics)
 INBOX: web.AppKey[InboxWorker] = web.AppKey("inbox")
 OUTBOX: web.AppKey[OutboxWorker] = web.AppKey("outbox")
 PHOTOS: web.AppKey[PhotoWorker] = web.AppKey("photos")
+CALLBACK: web.AppKey[CallbackEndpoint] = web.AppKey("callback")  # the WeCom callback endpoint and its writer
+WRITE_LOCK = web.AppKey("inbox_write_lock", WriteGate)  # SQLite's one writer: every writer queues here
+MENU_TASK = web.AppKey("stock_menu_task", asyncio.Task[None])  # the scan menu's creation at start-up
+DEMO_PANEL: web.AppKey[DemoPanel] = web.AppKey("demo_panel")  # set only under `storebot demo`
+# What the dashboard adds under "demo": set only by the demo panel, so the production dashboard never imports the demo.
+DASHBOARD_DEMO: web.AppKey[Callable[[web.Application], dict[str, Any]]] = web.AppKey("dashboard_demo")

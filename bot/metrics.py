@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from models.inbox import InboundEvent
+from models.loop_metrics import store_metrics
 from models.outbox import OutboundMessage
 from models.retention import oldest_kept, totals
 from models.task import TaskInstance
@@ -66,9 +67,20 @@ class Metrics:
         for table, at in (await oldest_kept(session)).items():
             if at is not None:
                 self.retention_oldest.labels(table).set(max((now - at).total_seconds(), 0.0))
-        from bot.api.store_metrics import refresh_store_gauges  # stock loop: accuracy, slow-moving, emergencies
-
         await refresh_store_gauges(session, self.store_gauges, settings, now)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+async def refresh_store_gauges(session: AsyncSession, gauge: Gauge, settings: Settings, now: datetime) -> None:
+    """/metrics: storebot_store_metric{store, metric} over the last 30 days (accuracy, slow-moving, emergencies)."""
+    view = await store_metrics(session, settings, now=now, date_from=now - timedelta(days=30), date_to=now)
+    gauge.clear()
+    per_store = view["stores"]
+    assert isinstance(per_store, dict)
+    for code, values in [*per_store.items(), ("_all", view["overall"])]:
+        for metric in ("inventory_accuracy", "slow_moving_share", "emergency_replenishments"):
+            value = values[metric]
+            if value is not None:
+                gauge.labels(code, metric).set(float(value))

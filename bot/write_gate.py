@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from typing import Literal
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
+from typing import Any, Literal
 
 
 class WriteGate(asyncio.Lock):
@@ -73,3 +73,15 @@ class WriteGate(asyncio.Lock):
             yield
         finally:
             self.release()
+
+
+def gate(lock: WriteGate | None, *, sqlite: bool, background: bool) -> AbstractAsyncContextManager[Any]:
+    """The one rule for every writer in the server. Foreground (a callback ack's commit, a POS sale): on SQLite,
+    queue on the gate instead of SQLite's sleeping busy timeout; on PostgreSQL go straight in. Background (the
+    inbox, outbox and photo workers): wait for a calm moment (bounded), and on SQLite hold the one writer."""
+    if lock is None:
+        return nullcontext()
+    if background:
+        return lock.background(exclusive=sqlite)
+    return lock if sqlite else nullcontext()
+

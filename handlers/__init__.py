@@ -43,10 +43,11 @@ def root_router() -> Router:
     return root
 
 
-def _expects_answer(event: Event) -> bool:
+def expects_answer(event: Event) -> bool:
+    """Something a person sent on purpose and waits to hear about: not LOCATION, enter_agent or another event."""
     if isinstance(event, _CONVERSATIONAL):
         return True
-    return isinstance(event, OtherEvent) and event.msg_type in {"voice", "video", "file", "link"}
+    return isinstance(event, OtherEvent) and event.msg_type != "event"
 
 
 async def dispatch(event: Event, deps: Deps, session: AsyncSession) -> None:
@@ -60,7 +61,7 @@ async def dispatch(event: Event, deps: Deps, session: AsyncSession) -> None:
     now = deps.clock.now()
     user = await staff_by_userid(session, event.from_user)
     if user is None:
-        if _expects_answer(event):
+        if expects_answer(event):
             await send_text(session, event.from_user, render("unknown_user", userid=event.from_user), now=now)
         log.info("event from unknown user %s ignored", event.from_user)
         return
@@ -72,5 +73,5 @@ async def dispatch(event: Event, deps: Deps, session: AsyncSession) -> None:
         log.info("refused %s from %s: %s", type(event).__name__, event.from_user, err)
         await ctx.reply(err.user_message)
         return
-    if result is UNHANDLED and _expects_answer(event):
+    if result is UNHANDLED and expects_answer(event):
         await ctx.reply(render("help", reason="没看懂这条消息。", role=user.role))

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cards import card_task_id
 from bot.messages import render
+from bot.wecom.cards import card_task_id
 from handlers.transfer_notify import code_usable
 from models.catalog import Sku
 from models.count import StockCount

@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.deps import Deps
 from bot.events import CardClick, ExternalContactChange, TextMessage
 from bot.messages import render
+from handlers.campaign_health import acknowledge, check
+from handlers.customer_chat import MAX_CANDIDATES, find_members, masked, running_campaigns
 from handlers.router import UNHANDLED, Context, Router
 from models.campaign import Campaign, launch
-from models.campaign_health import acknowledge, check
 from models.customer import contact_changed
-from models.customer_chat import MAX_CANDIDATES, find_members, masked, running_campaigns
 from models.customer_profile import profile
 from models.outbox import update_card_button
 

@@ -21,7 +21,7 @@ from models.org import Region, Staff, Store
 from models.outbox import OutboundMessage, send_markdown
 from models.task import TaskInstance
 from models.transfer import Transfer
-from scheduler.transfer_jobs import Waits, due_steps
+from models.transfer_waits import Waits, due_steps
 
 MAX_ITEMS = 5  # per section: the digest stays well inside WeCom's 2,048 bytes
 ALERT_NAMES = {"negative_stock": "负库存，请复盘", "low_stock": "低于安全库存", "no_movement": "多日没有动销"}

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.errors import NotAllowed
 from bot.events import CardClick, ImageMessage, TextMessage
 from bot.messages import render
-from bot.photos import attach, receive
+from bot.queues.photos import attach, receive
 from handlers.parse import ascii_id, parse_id
 from handlers.router import UNHANDLED, Context, Router
 from models.org import Staff, Store
@@ -23,7 +23,7 @@ router = Router("photo")
 
 @router.on(ImageMessage)
 async def photo_proof(event: ImageMessage, ctx: Context) -> None:
-    """Kept here; the photo worker (bot/photos.py) downloads and checks it, then tells the sender what happened
+    """Kept here; the photo worker (bot/queues/photos.py) downloads and checks it, then tells the sender what happened
     and what to do next."""
     await receive(ctx.session, ctx.user, event.msg_id, event.media_id, ctx.now)
 

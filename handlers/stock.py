@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.cards import button_card
 from bot.errors import InvalidQuantity, InvalidState, NotAllowed, UnknownEntity
 from bot.events import CardClick, ScanCode, TextMessage
 from bot.messages import render
-from bot.notify import digest_alert_ids, settle_handled
-from handlers import count_notify
+from bot.wecom.cards import button_card
+from handlers import count_notify, task_notify
+from handlers.alert_delivery import digest_alert_ids, settle_handled
 from handlers.parse import ascii_id, clip, looks_like_qty, normalize_text, parse_qty
 from handlers.router import UNHANDLED, Context, Router
 from handlers.transfer import request_transfer
@@ -21,7 +21,7 @@ from models.alert import Alert, AlertDigest, acknowledge, handle_on, may_handle,
 from models.catalog import Sku, find_sku
 from models.count import STATE_NAMES as COUNT_STATE_NAMES
 from models.count import StockCount, decide, record_count, refusal
-from models.org import Staff, Store, region_supervisor, staff_by_userid, store_manager
+from models.org import Staff, Store, region_supervisor, responsible, staff_by_userid, store_manager
 from models.outbox import send_card, send_text, update_card_button
 from models.stock import book_move, get_level
 from models.task import record_task_count
@@ -71,7 +71,7 @@ async def do_count(ctx: Context, store: Store, sku: Sku, qty: int) -> None:
         await _react(ctx, [(store.id, sku.id)])
         await ctx.reply(render("stock_count_booked", on_hand=on_hand, **view))
     else:
-        approver = await store_manager(ctx.session, store.id) or await region_supervisor(ctx.session, store.region_id)
+        approver = next(iter(await responsible(ctx.session, store, "approver")), None)
         if approver is None:
             raise NotAllowed(f"store {store.code} has no manager", "本店没有店长或督导可以审批，请联系管理员。")
         card = approval_card(count, store, sku, ctx.user, replaces=[old.id for old in recorded.superseded])
@@ -81,8 +81,8 @@ async def do_count(ctx: Context, store: Store, sku: Sku, qty: int) -> None:
 
 
 async def _tick_count_tasks(ctx: Context, store_id: int, sku_id: int) -> None:
-    for done in await record_task_count(ctx.session, ctx.user, store_id, sku_id, ctx.now):
-        await ctx.reply(done.message())
+    for text in await task_notify.tick_count_tasks(ctx.session, ctx.user, store_id, sku_id, ctx.now):
+        await ctx.reply(text)
 
 
 def approval_card(count: StockCount, store: Store, sku: Sku, counter: Staff, replaces: list[int] | None = None,

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.cards import button_card, card_task_id
 from bot.errors import DomainError, InvalidQuantity, NotAllowed
 from bot.events import CardClick, TextMessage
 from bot.messages import render
+from bot.wecom.cards import button_card, card_task_id
 from handlers.parse import Item, SeveralSkus, ascii_id, clip, items, parse_qty, resolve_sku
 from handlers.router import UNHANDLED, Context, Router
 from handlers.stock import do_count

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from bot.errors import NotAllowed
 from bot.events import CardClick, TextMessage
 from bot.messages import render
+from handlers import task_notify
 from handlers.parse import ascii_id, clip, normalize_text
 from handlers.router import UNHANDLED, Context, Router, split_command
 from models.org import Region, Staff, Store
@@ -107,7 +108,7 @@ async def task_button(event: CardClick, ctx: Context, action: str, ident: str) -
     label = "已完成" if result.state == "done" else "已补交"
     if event.response_code:
         await update_card_button(ctx.session, ctx.user.userid, event.response_code, label, now=ctx.now)
-    await ctx.reply(result.message())
+    await ctx.reply(task_notify.done_text(result))
     return None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -15,9 +14,10 @@ from bot.messages import render
 from handlers import transfer_notify as notify
 from handlers.parse import ascii_id, clip, is_unit, items, looks_like_qty, parse_id, parse_qty, resolve_sku
 from handlers.router import Context, Router
+from handlers.transfer_notify import request_transfer as request_transfer  # the flow, shared with the API
 from models import transfer as tr
 from models.alert import react
-from models.org import Staff, store_manager
+from models.org import store_manager
 from models.outbox import update_card_button
 from models.transfer_ship import ship
 
@@ -30,22 +30,6 @@ URGENT_WORDS = {"急", "加急", "紧急", "urgent", "!", "！"}
 DECIDERS = {"approved": "approved_by", "rejected": "rejected_by", "cancelled": "cancelled_by",
             "shipped": "shipped_by", "received": "received_by", "partially_received": "received_by"}
 BUTTON_LABELS = {"approve": "已同意", "reject": "已拒绝", "ship": "已出库", "receive": "已签收"}
-
-
-async def request_transfer(
-    session: AsyncSession, requester: Staff, *, from_store: str, to_store: str | None, lines: list[tr.LineRequest],
-    now: datetime, urgent: bool = False, reason: str | None = None,
-) -> tr.Transfer:
-    """Record the request and send the approval cards: the one path for chat and the API."""
-    t = await tr.create_transfer(session, requester=requester, from_store=from_store, to_store=to_store,
-                                 lines=lines, now=now, urgent=urgent, reason=reason)
-    approvers = await notify.send_approval_cards(session, t, now)
-    source, _dest = await notify.stores_of(session, t)
-    await notify.tell(session, [requester.userid], render(
-        "transfer_requested", id=t.id, source=notify.label(source), summary=await notify.summary(session, t),
-        urgent=t.urgent, short=t.short_at_source, approvers=notify.names(approvers),
-    ), now, f"{t.id}:requested")
-    return t
 
 
 def parse_request(args: list[str]) -> tuple[str, list[tuple[str, int]], bool]:

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cards import button_card, card_task_id
 from bot.messages import render
+from bot.wecom.cards import button_card, card_task_id
 from models.org import Staff, Store, admins, region_supervisor, staff_by_userid, store_manager
 from models.outbox import OutboundMessage, send_card, send_text, update_card_button
 from models.stock import get_level
-from models.transfer import Discrepancy, Transfer, approvals_of, lines_of
+from models.transfer import Discrepancy, LineRequest, Transfer, approvals_of, create_transfer, lines_of
 
 RESPONSE_CODE_TTL = timedelta(hours=72)
 
@@ -225,3 +225,19 @@ async def notify_discrepancy(session: AsyncSession, t: Transfer, short: list[Dis
                                   await region_supervisor(session, source.region_id),
                                   await region_supervisor(session, dest.region_id)]
     await tell(session, [p.userid for p in people if p], text, now, f"{t.id}:discrepancy")
+
+
+async def request_transfer(
+    session: AsyncSession, requester: Staff, *, from_store: str, to_store: str | None, lines: list[LineRequest],
+    now: datetime, urgent: bool = False, reason: str | None = None,
+) -> Transfer:
+    """Record the request and send the approval cards: the one path for chat and the API."""
+    t = await create_transfer(session, requester=requester, from_store=from_store, to_store=to_store,
+                                 lines=lines, now=now, urgent=urgent, reason=reason)
+    approvers = await send_approval_cards(session, t, now)
+    source, _dest = await stores_of(session, t)
+    await tell(session, [requester.userid], render(
+        "transfer_requested", id=t.id, source=label(source), summary=await summary(session, t),
+        urgent=t.urgent, short=t.short_at_source, approvers=names(approvers),
+    ), now, f"{t.id}:requested")
+    return t

@@ -3,7 +3,7 @@
 from models import (
     alert,
     campaign,
-    campaign_health,
+    campaign_alert,
     catalog,
     console_settings,
     conversation,
@@ -27,7 +27,7 @@ __all__ = [
     "Base",
     "alert",
     "campaign",
-    "campaign_health",
+    "campaign_alert",
     "catalog",
     "console_settings",
     "conversation",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ForeignKey, Index, String, TextClause, UniqueConstraint, bindparam, or_, select, text
 from sqlalchemy import update as sa_update
@@ -12,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.config import AlertSettings, RulesSettings
-from models.base import Base, UTCDateTime, dialect_name
-from models.org import Staff, Store, admins, region_supervisor, store_manager
+from models.base import Base, UTCDateTime, dialect_name, insert_for
+from models.org import Staff, Store, responsible
 
 KINDS = ("negative_stock", "low_stock", "no_movement")
 STATES = ("open", "acknowledged", "resolved")
@@ -53,7 +54,7 @@ class Alert(Base):
 
 
 class AlertNotice(Base):
-    """One person to be told about one alert at one chain step; bot/notify.py merges them into digests."""
+    """One person to be told about one alert at one chain step; handlers/alert_delivery.py merges them into digests."""
 
     __tablename__ = "alert_notices"
     __table_args__ = (
@@ -197,14 +198,21 @@ async def evaluate(
     return list((await session.execute(_sql(raise_sql, params), params)).scalars())
 
 
-async def _recipients(session: AsyncSession, store: Store, to: str) -> list[Staff]:
-    if to == "manager":
-        manager = await store_manager(session, store.id)
-        return [manager] if manager else []
-    if to == "supervisor":
-        supervisor = await region_supervisor(session, store.region_id)
-        return [supervisor] if supervisor else []
-    return await admins(session)
+def hold_until(alerts: AlertSettings, timezone: str, now: datetime) -> datetime:
+    """`now`, or the end of the store's quiet hours (store-local) if now falls inside them."""
+    window = alerts.quiet_window()
+    if window is None:
+        return now
+    start, end = window
+    local = now.astimezone(ZoneInfo(timezone))
+    t = local.time().replace(tzinfo=None)
+    inside = (start <= t < end) if start < end else (t >= start or t < end)
+    if not inside:
+        return now
+    end_local = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    if end_local <= local:
+        end_local += timedelta(days=1)
+    return end_local.astimezone(UTC)
 
 
 async def escalate(
@@ -215,8 +223,6 @@ async def escalate(
     Each step is claimed by `UPDATE ... WHERE esc_step = <seen step> AND state = 'open'`; only the process whose
     update hits the row queues the notices (dedupe per (alert, step, recipient) by the unique constraint).
     """
-    from bot.notify import hold_until  # notify builds on this module; imported late to keep the layers clear
-
     stmt = select(Alert, Store).join(Store, Store.id == Alert.store_id).where(
         Alert.state == "open", Alert.esc_due_at <= now,
         or_(Alert.snoozed_until.is_(None), Alert.snoozed_until <= now),
@@ -239,7 +245,7 @@ async def escalate(
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             continue
         due = hold_until(alerts, store.timezone, now) if alert.level != "critical" else now
-        for person in await _recipients(session, store, chain[step].to):
+        for person in await responsible(session, store, chain[step].to):
             await _add_notice(session, alert.id, step, person.userid, now, due)
         fired += 1
     return fired
@@ -247,9 +253,8 @@ async def escalate(
 
 async def _add_notice(session: AsyncSession, alert_id: int, step: int, recipient: str, now: datetime,
                       due: datetime) -> None:
-    from models.stock import _insert_for
 
-    stmt = _insert_for(session)(AlertNotice).values(
+    stmt = insert_for(session)(AlertNotice).values(
         alert_id=alert_id, step=step, recipient=recipient, created_at=now, due_at=due
     )
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["alert_id", "step", "recipient"]))

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -46,3 +47,8 @@ class Base(DeclarativeBase):
 def dialect_name(session: AsyncSession) -> str:
     """"sqlite" or "postgresql": for the few statements (upserts, SKIP LOCKED) that differ."""
     return session.get_bind().dialect.name
+
+
+def insert_for(session: AsyncSession) -> Any:
+    """The dialect's INSERT for this session, the one with on_conflict_do_nothing/do_update: the one upsert helper."""
+    return postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert

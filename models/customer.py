@@ -26,8 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.errors import UnknownEntity
-from models.base import Base, UTCDateTime, dialect_name
-from models.stock import _insert_for
+from models.base import Base, UTCDateTime, dialect_name, insert_for
 
 EVENT_TYPES = ("visit", "view", "group_message", "mp_order")
 T = TypeVar("T")
@@ -213,7 +212,7 @@ async def record_events(session: AsyncSession, events: Sequence[EventIn], now: d
             raise UnknownEntity("customer", ev.customer_id, f"events.{i}.customer_id: unknown customer "
                                                             f"{ev.customer_id!r}")
     accepted = 0
-    insert = _insert_for(session)
+    insert = insert_for(session)
     for batch in _chunks(list(events), 500):
         values = [{"event_id": ev.event_id, "customer_pk": pks[ev.customer_id], "type": ev.type, "at": ev.at,
                    "store": ev.store, "sku": ev.sku, "created_at": now} for ev in batch]

@@ -67,6 +67,19 @@ async def admins(session: AsyncSession) -> list[Staff]:
     return list((await session.execute(stmt)).scalars())
 
 
+async def responsible(session: AsyncSession, store: Store, to: str) -> list[Staff]:
+    """Who answers for a store: "manager" (its active manager), "supervisor" (its region's), "approver" (the
+    manager, else the supervisor), anything else every admin. Empty when nobody holds the role."""
+    if to in ("manager", "approver"):
+        manager = await store_manager(session, store.id)
+        if manager is not None or to == "manager":
+            return [manager] if manager else []
+    if to in ("supervisor", "approver"):
+        supervisor = await region_supervisor(session, store.region_id)
+        return [supervisor] if supervisor else []
+    return await admins(session)
+
+
 async def store_staff(session: AsyncSession, store_id: int, role: str | None = None) -> list[Staff]:
     stmt = select(Staff).where(Staff.store_id == store_id, Staff.active)
     if role is not None:

@@ -1,7 +1,7 @@
 """The durable outbox: every message to WeCom is a row first, written in the same transaction as its cause.
 
 Domain code calls `enqueue()` (or the send_* helpers) inside its own transaction; the outbox worker in
-bot/outbox.py claims due rows, sends them and records the answer. A dedupe_key makes enqueueing idempotent.
+bot/queues/outbox.py claims due rows, sends them and records the answer. A dedupe_key makes enqueueing idempotent.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Index, String, Text, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, dialect_name
+from models.base import Base, insert_for
 
 
 def fit_bytes(text: str, limit: int) -> str:
@@ -70,7 +69,7 @@ class OutboundMessage(Base):
 
 
 def content_hash(recipient: str, msgtype: str, payload: dict[str, Any]) -> str:
-    """Identical app messages to one member share this hash: the same msgtype and body (bot/outbox_dupes.py)."""
+    """Identical app messages to one member share this hash: the same msgtype and body (bot/queues/outbox_dupes.py)."""
     raw = json.dumps([recipient, msgtype, payload], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()[:40]
 
@@ -105,7 +104,7 @@ async def enqueue(
         "next_attempt_at": not_before or now,
         "created_at": now,
     }
-    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     stmt = insert(OutboundMessage).values(**values)
     if dedupe_key is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
@@ -137,7 +136,7 @@ async def send_card(
     session: AsyncSession, userid: str, card: dict[str, Any], *, now: datetime, dedupe_key: str | None = None,
     not_before: datetime | None = None,
 ) -> int | None:
-    """Queue a template_card (see bot/cards.py for building one) to one member."""
+    """Queue a template_card (see bot/wecom/cards.py for building one) to one member."""
     return await enqueue(
         session, channel="app", recipient=userid, msgtype="template_card", payload=card, now=now,
         dedupe_key=dedupe_key, not_before=not_before,

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, dialect_name
-from models.org import Staff, Store
+from models.base import Base, insert_for
+from models.org import Region, Staff, Store
 
-if TYPE_CHECKING:
-    from models.task import TaskInstance
+
+class Scored(Protocol):
+    """What a points entry needs of a task (models.task.TaskInstance): its id and store."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def store_id(self) -> int: ...
 
 REASONS = ("done", "late_done", "missed")
 
@@ -55,18 +62,16 @@ class BoardLine:
 
 
 def month_of(at: datetime, tz: str) -> str:
-    from models.task import local
-
-    return local(at, tz).strftime("%Y-%m")
+    return at.astimezone(ZoneInfo(tz)).strftime("%Y-%m")
 
 
 async def award(
-    session: AsyncSession, task: TaskInstance, user: Staff, points: int, *, reason: str, now: datetime
+    session: AsyncSession, task: Scored, user: Staff, points: int, *, reason: str, now: datetime
 ) -> bool:
     """Book the task's entry for this user; False when it was booked before (a replay awards nothing more)."""
     store = await session.get(Store, task.store_id)
     assert store is not None
-    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     stmt = insert(PointsEntry).values(
         staff_id=user.id, task_id=task.id, store_id=store.id, region_id=store.region_id,
         month=month_of(now, store.timezone), points=points, reason=reason, created_at=now,
@@ -98,8 +103,6 @@ async def _user_region(session: AsyncSession, user: Staff) -> int | None:
 
 async def standing(session: AsyncSession, user: Staff, month: str) -> Standing | None:
     """The user's points this month, rank in the region and the gap to the person ahead."""
-    from models.org import Region
-
     region_id = await _user_region(session, user)
     if region_id is None:
         return None

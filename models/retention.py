@@ -14,12 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, String, and_, cast, delete, exists, literal, not_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.config import Settings
-from models.base import Base, dialect_name
+from models.base import Base, dialect_name, insert_for
 from models.count import StockCount
 from models.inbox import InboundEvent
 from models.outbox import OutboundMessage
@@ -143,7 +142,7 @@ async def prune_batch(session: AsyncSession, table: str, cut: datetime, limit: i
 
 
 async def _add_total(session: AsyncSession, table: str, n: int, now: datetime) -> None:
-    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     stmt = insert(RetentionStat).values(table_name=table, pruned=n, last_pruned_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=["table_name"],

@@ -20,13 +20,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.errors import UnknownEntity
-from models.base import Base, UTCDateTime, dialect_name
+from models.base import Base, UTCDateTime, dialect_name, insert_for
 from models.catalog import Sku
 from models.org import Store
 
@@ -83,13 +82,9 @@ class MoveResult:
     balance_after: int
 
 
-def _insert_for(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
-
-
 async def ensure_level(session: AsyncSession, store_id: int, sku_id: int) -> None:
     """Create the (store, SKU) level row if it is missing; safe under concurrency."""
-    insert = _insert_for(session)
+    insert = insert_for(session)
     stmt = insert(StockLevel).values(store_id=store_id, sku_id=sku_id, on_hand=0, safety_stock=0)
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["store_id", "sku_id"]))
 
@@ -290,7 +285,7 @@ async def book_sale(
     """
     store_id, ids = await _resolve(session, store_code, [line.sku for line in lines])
     total = sum((line.unit_price * line.qty for line in lines), Decimal(0))
-    insert = _insert_for(session)
+    insert = insert_for(session)
     stmt = insert(Sale).values(
         sale_id=sale_id, store_id=store_id, sold_at=sold_at, customer_id=customer_id, total=total, created_at=now
     )
@@ -315,7 +310,7 @@ async def book_receipt(
 ) -> Booked:
     """Book a delivery atomically; the same receipt_id again books nothing."""
     store_id, ids = await _resolve(session, store_code, [sku for sku, _ in lines])
-    insert = _insert_for(session)
+    insert = insert_for(session)
     stmt = insert(Receipt).values(receipt_id=receipt_id, store_id=store_id, received_at=received_at, created_at=now)
     pk = (
         await session.execute(stmt.on_conflict_do_nothing(index_elements=["receipt_id"]).returning(Receipt.id))

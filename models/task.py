@@ -18,10 +18,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.errors import InvalidState, NotAllowed, UnknownEntity
-from bot.messages import render
 from models.base import Base
+from models.catalog import Sku
 from models.org import Staff, Store
-from models.outbox import OutboundMessage, send_text, update_card_button
+from models.outbox import OutboundMessage, update_card_button
+from models.points import award
 from models.task_proof import TaskBroadcast, TaskPhoto, UserLocation
 
 __all__ = ["TaskBroadcast", "TaskCountLine", "TaskInstance", "TaskPhoto", "UserLocation"]
@@ -84,9 +85,14 @@ class Completion:
     state: str  # done | late_done
     points: int
 
-    def message(self) -> str:
-        """What the person who completed it reads, e.g. after the last 盘点 of a count task."""
-        return render("task_done", title=self.task.title, state=self.state, points=self.points)
+
+@dataclass(frozen=True)
+class CountProgress:
+    """A count task one line further on, not finished: which line was ticked and which SKUs are left."""
+
+    task: TaskInstance
+    line_id: int
+    left: list[str]
 
 
 def local(at: datetime, tz: str) -> datetime:
@@ -129,8 +135,6 @@ async def complete(
     The state change is a conditional UPDATE, so a replayed click or two processes complete it once.
     `clicked`: the completer tapped their own card, which the click's handler updates with the click's code.
     """
-    from models.points import award
-
     if not can_complete(task, user):
         raise NotAllowed(
             f"user {user.userid} may not complete task {task.id}", "这个任务不是你的，发「任务」查看你的任务。"
@@ -222,10 +226,12 @@ async def count_lines(session: AsyncSession, task_id: int) -> list[TaskCountLine
 
 
 async def record_task_count(
-    session: AsyncSession, user: Staff, store_id: int, sku_id: int, at: datetime
+    session: AsyncSession, user: Staff, store_id: int, sku_id: int, at: datetime, *,
+    progress: list[CountProgress] | None = None,
 ) -> list[Completion]:
     """A SKU was counted at a store (the 盘点 flow calls this): tick it on every open count task listing it;
-    a task whose every line is now counted completes, credited to `user`. Returns the completions."""
+    a task whose every line is now counted completes, credited to `user`. Returns the completions; `progress`
+    collects the user's own tasks that moved on but are not finished (handlers/task_notify.py tells them)."""
     stmt = (
         select(TaskCountLine, TaskInstance)
         .join(TaskInstance, TaskInstance.id == TaskCountLine.task_id)
@@ -247,9 +253,8 @@ async def record_task_count(
             credited = user if can_complete(task, user) else await session.get(Staff, task.assignee_id)
             assert credited is not None
             done.append(await complete(session, task, credited, at))
-        elif can_complete(task, user):
-            await send_text(session, user.userid, render("task_count_progress", title=task.title, left=left),
-                            now=at, dedupe_key=f"task-count-progress:{task.id}:{line.id}")
+        elif can_complete(task, user) and progress is not None:
+            progress.append(CountProgress(task, line.id, left))
     return done
 
 
@@ -267,8 +272,6 @@ async def _drop_unsent_progress(session: AsyncSession, task_id: int, userid: str
 
 async def remaining_skus(session: AsyncSession, task_id: int) -> list[str]:
     """'code name' of the listed SKUs not counted yet."""
-    from models.catalog import Sku
-
     stmt = (
         select(Sku.code, Sku.name).join(TaskCountLine, TaskCountLine.sku_id == Sku.id)
         .where(TaskCountLine.task_id == task_id, TaskCountLine.counted_at.is_(None)).order_by(TaskCountLine.id)

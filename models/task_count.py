@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.org import Staff
 from models.stock import StockLevel, StockMove
+from models.task import TaskCountLine, TaskInstance, complete, count_lines
 
 NEVER = 10_000.0  # days since "never counted": sorts first
 RISK_DAYS = 30  # discrepancies within this many days raise a SKU's risk
@@ -32,8 +33,6 @@ async def choose_count_skus(
     session: AsyncSession, sizes: dict[int, int], now: datetime
 ) -> dict[int, list[int]]:
     """For each store id, the SKU ids of its next cycle-count list of `sizes[store]` items."""
-    from models.task import TaskCountLine
-
     store_ids = list(sizes)
     last_seen: dict[int, dict[int, datetime | None]] = defaultdict(dict)
     disc: dict[int, dict[int, int]] = defaultdict(dict)
@@ -80,8 +79,6 @@ async def choose_count_skus(
 async def tick_counted_from_ledger(session: AsyncSession, now: datetime) -> list[int]:
     """Fallback for the 盘点 flow: a listed SKU whose stock level was counted after the task fired is ticked,
     and a task whose lines are all ticked completes. Returns the completed task ids."""
-    from models.task import TaskCountLine, TaskInstance, complete, count_lines
-
     stmt = (
         select(TaskCountLine, TaskInstance.fire_at, StockLevel.last_counted_at)
         .join(TaskInstance, TaskInstance.id == TaskCountLine.task_id)

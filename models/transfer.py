@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.config import MAX_LINE_QTY as MAX_LINE_QTY  # one cap for sales, counts and transfers
 from bot.errors import DomainError, InvalidQuantity, InvalidState, NotAllowed, UnknownEntity
-from models.base import Base, dialect_name
+from models.base import Base, insert_for
 from models.catalog import Sku, find_sku
 from models.org import Staff, Store, store_by_code
 from models.stock import book_move, get_level
@@ -31,7 +31,6 @@ STATE_NAMES = {
     "partially_received": "已部分签收",
     "cancelled": "已取消",
 }
-MAX_LINE_QTY = 10_000
 MAX_LINES = 20
 
 
@@ -309,7 +308,7 @@ async def receive(
 
 async def mark_step(session: AsyncSession, transfer_id: int, step: str, now: datetime) -> bool:
     """Record that a step fired; False when it had fired already (here or in another process)."""
-    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     stmt = insert(TransferStep).values(transfer_id=transfer_id, step=step, at=now)
     stmt = stmt.on_conflict_do_nothing(index_elements=["transfer_id", "step"])
     return (await session.execute(stmt.returning(TransferStep.id))).scalar_one_or_none() is not None

@@ -4,48 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.deps import Deps
+from scheduler import (
+    campaign_jobs,
+    customer_jobs,
+    digest_jobs,
+    retention_jobs,
+    stock_jobs,
+    task_jobs,
+    transfer_jobs,
+)
+from scheduler.spec import Job, JobSpec, every
+
+__all__ = ["Job", "JobSpec", "every", "job_specs", "scheduler_ctx_factory"]
 
 log = logging.getLogger(__name__)
-
-Job = Callable[[Deps], Awaitable[object]]
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    id: str
-    func: Job
-    trigger: BaseTrigger
 
 
 def job_specs(deps: Deps) -> list[JobSpec]:
     """Every scheduled job; each is idempotent (unique constraints), so two server processes may both run it."""
-    from scheduler import (
-        campaign_jobs,
-        customer_jobs,
-        digest_jobs,
-        retention_jobs,
-        stock_jobs,
-        task_jobs,
-        transfer_jobs,
-    )
-
     specs: list[JobSpec] = []
     for module in (stock_jobs, transfer_jobs, task_jobs, digest_jobs, retention_jobs, customer_jobs, campaign_jobs):
         specs.extend(module.jobs(deps))
     return specs
-
-
-def every(minutes: float) -> IntervalTrigger:
-    return IntervalTrigger(minutes=minutes)
 
 
 async def _run(spec: JobSpec, deps: Deps, running: set[asyncio.Task[None]]) -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from bot.deps import Deps
 from bot.errors import WeComAPIError, WeComConnectionError
 from bot.wecom.externalcontact import add_msg_template, remind, send_results, task_confirmed
-from models.campaign_health import check, escalate
+from handlers.campaign_health import check, escalate
 from models.campaign_send import (
     due_sends,
     mark_failed,
@@ -19,7 +19,7 @@ from models.campaign_send import (
     record_reminder,
     record_results,
 )
-from scheduler import JobSpec, every
+from scheduler.spec import JobSpec, every
 
 log = logging.getLogger(__name__)
 

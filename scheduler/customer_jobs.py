@@ -6,7 +6,7 @@ import logging
 
 from bot.deps import Deps
 from models.segment import rebuild_all
-from scheduler import JobSpec, every
+from scheduler.spec import JobSpec, every
 
 log = logging.getLogger(__name__)
 

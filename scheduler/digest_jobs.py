@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bot.deps import Deps
 from handlers.digest import send_supervisor_digests
-
-if TYPE_CHECKING:
-    from scheduler import JobSpec
+from scheduler.spec import JobSpec, every
 
 
 async def supervisor_digests(deps: Deps) -> int:
@@ -18,6 +14,4 @@ async def supervisor_digests(deps: Deps) -> int:
 
 
 def jobs(deps: Deps) -> list[JobSpec]:
-    from scheduler import JobSpec, every
-
     return [JobSpec("digest.supervisors", supervisor_digests, every(1))]

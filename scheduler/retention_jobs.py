@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.deps import Deps
 from models.retention import TABLES, cutoffs, prune_batch
-from scheduler import JobSpec, every
+from scheduler.spec import JobSpec, every
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from bot.deps import Deps
-from bot.notify import flush_digests
+from handlers.alert_delivery import flush_digests
 from models.alert import escalate, evaluate
-from scheduler import JobSpec, every
+from scheduler.spec import JobSpec, every
 
 log = logging.getLogger(__name__)
 

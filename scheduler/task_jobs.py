@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -12,16 +11,15 @@ from sqlalchemy import select
 
 from bot.deps import Deps
 from bot.messages import render
+from bot.queues.photos import retry_pending
+from handlers.task_chase import ChaseResult, chase
+from handlers.task_gen import generate_due
 from models.org import Region, Store
 from models.outbox import send_to_chat
 from models.points import leaderboard
 from models.task import local
-from models.task_chase import ChaseResult, chase
 from models.task_count import tick_counted_from_ledger
-from models.task_gen import generate_due
-
-if TYPE_CHECKING:
-    from scheduler import JobSpec
+from scheduler.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +49,6 @@ async def tick_counts(deps: Deps) -> list[int]:
 
 
 async def retry_photos(deps: Deps) -> int:
-    from bot.photos import retry_pending
-
     return await retry_pending(deps)
 
 
@@ -93,8 +89,6 @@ async def post_leaderboards(deps: Deps) -> int:
 def jobs(deps: Deps) -> list[JobSpec]:
     """Every minute: generate and chase. A one-off pass at start is the catch-up for periods fired during a
     downtime (generate_due looks back over each template's due window)."""
-    from scheduler import JobSpec
-
     return [
         JobSpec("tasks.catch_up", generate_tasks, DateTrigger()),  # no run date = as soon as the scheduler starts
         JobSpec("tasks.generate", generate_tasks, IntervalTrigger(minutes=1)),

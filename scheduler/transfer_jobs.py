@@ -6,57 +6,27 @@ it is recorded in transfer_steps (unique per transfer and step) in the same tran
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import RulesSettings
 from bot.deps import Deps
 from bot.messages import render
 from handlers import transfer_notify as notify
 from models.org import admins, region_supervisor
 from models.transfer import Transfer, mark_step
+from models.transfer_waits import (
+    APPROVAL_ESCALATE,
+    APPROVAL_REMIND,
+    RECEIPT_ADMIN,
+    RECEIPT_OVERDUE,
+    Waits,
+    due_steps,
+)
+from scheduler.spec import JobSpec, every
 
-if TYPE_CHECKING:
-    from scheduler import JobSpec
-
-APPROVAL_REMIND = "approval_remind"
-APPROVAL_ESCALATE = "approval_escalate"
-RECEIPT_OVERDUE = "receipt_overdue"
-RECEIPT_ADMIN = "receipt_admin"
-
-
-@dataclass(frozen=True)
-class Waits:
-    remind: timedelta
-    escalate: timedelta
-    receipt: timedelta
-    receipt_admin: timedelta  # counted from the supervisor's notice
-
-    @classmethod
-    def from_rules(cls, rules: RulesSettings) -> Waits:
-        return cls(
-            remind=timedelta(hours=rules.transfer_approval_remind_hours),
-            escalate=timedelta(hours=rules.transfer_approval_escalate_hours),
-            receipt=timedelta(hours=rules.transfer_receipt_timeout_hours),
-            receipt_admin=timedelta(hours=rules.transfer_receipt_admin_hours),
-        )
-
-
-def due_steps(now: datetime, transfer: Transfer, waits: Waits) -> list[str]:
-    """The steps whose time has come for this transfer in its current state (fired or not)."""
-    if transfer.state == "requested":
-        waited = now - transfer.created_at
-        return [step for step, wait in ((APPROVAL_REMIND, waits.remind), (APPROVAL_ESCALATE, waits.escalate))
-                if waited >= wait]
-    if transfer.state == "shipped" and transfer.shipped_at is not None:
-        waited = now - transfer.shipped_at
-        return [step for step, wait in ((RECEIPT_OVERDUE, waits.receipt),
-                                        (RECEIPT_ADMIN, waits.receipt + waits.receipt_admin)) if waited >= wait]
-    return []
+__all__ = ["APPROVAL_ESCALATE", "APPROVAL_REMIND", "RECEIPT_ADMIN", "RECEIPT_OVERDUE", "Waits", "due_steps"]
 
 
 def next_due(transfer: Transfer, waits: Waits) -> datetime | None:
@@ -121,6 +91,4 @@ async def check_transfers(deps: Deps) -> int:
 
 
 def jobs(deps: Deps) -> list[JobSpec]:
-    from scheduler import JobSpec, every
-
     return [JobSpec("transfers.check", check_transfers, every(deps.config.rules.transfer_check_minutes))]

@@ -89,7 +89,7 @@ async def _drop_pg_database(base_url: str, name: str) -> None:
 
 async def _create_schema(url: str) -> None:
     """Migrations to head, then create_all for anything a migration does not cover yet (tables added while a
-    change is in progress); tests/test_migrations.py fails until the migrations alone match the models."""
+    change is in progress); tests/edge/test_migrations.py fails until the migrations alone match the models."""
     engine = make_engine(DatabaseSettings(url=url))
     await upgrade(engine)
     async with engine.begin() as conn:
@@ -99,7 +99,7 @@ async def _create_schema(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One database per test session, schema from the models (tests/test_migrations.py checks the migrations
+    """One database per test session, schema from the models (tests/edge/test_migrations.py checks the migrations
     produce the same schema)."""
     if PG_URL:
         name = f"storebot_t_{uuid.uuid4().hex[:10]}"

@@ -69,7 +69,7 @@ async def sell(client: AppClient, sale_id: str, customer_id: str | None, amount:
 
 
 # Member history reaches back months, but a POS sale older than `pos.max_sale_age_days` (or ahead of the clock) is
-# refused (tests/test_pos_dates.py). Modules that post history import this fixture: the window opened wide.
+# refused (tests/stock/test_pos_dates.py). Modules that post history import this fixture: the window opened wide.
 HISTORY_POS = {"max_sale_age_days": 3650, "max_sale_ahead_hours": 720}
 
 

@@ -157,6 +157,7 @@ def date_param(request: web.Request, name: str, default: date) -> date:
 
 
 def setup_routes(app: web.Application) -> None:
+    # Lazy: every route module imports this package's plumbing (ApiError, date_param) at its top.
     from bot.api import alerts, customer_board, dashboard, health, outbox, pos, stock, store_metrics, tasks, transfers
     from bot.api import campaigns as campaigns_api
     from bot.api import customers as customers_api

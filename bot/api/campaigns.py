@@ -11,9 +11,9 @@ from sqlalchemy import select
 from bot.api import ApiError, read_body
 from bot.errors import UnknownEntity
 from bot.keys import DEPS
+from handlers.campaign_cards import send_preflight_card
+from handlers.campaign_health import check
 from models.campaign import Campaign, campaign_by_key, launch, preflight
-from models.campaign_cards import send_preflight_card
-from models.campaign_health import check
 from models.campaign_report import report
 from models.org import staff_by_userid
 

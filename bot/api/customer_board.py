@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from bot.api.dashboard import authorised, environment
 from bot.keys import CLOCK, SESSIONS, SETTINGS
+from handlers.campaign_health import open_alerts
 from models.campaign import SMALL_HOLDOUT, Campaign
-from models.campaign_health import open_alerts
 from models.campaign_report import report
 from models.customer import Customer
 from models.segment import Segment, describe

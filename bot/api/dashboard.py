@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import signing
 from bot.config import Settings
-from bot.keys import CLOCK, SESSIONS, SETTINGS
+from bot.keys import CLOCK, DASHBOARD_DEMO, SESSIONS, SETTINGS
 from models.alert import Alert
 from models.catalog import Sku
 from models.org import Region, Staff, Store
@@ -161,10 +161,8 @@ async def _summary(sessions: async_sessionmaker[AsyncSession], now: datetime) ->
 
 def _demo_context(app: web.Application) -> dict[str, Any] | None:
     """The demo panel's forms and walkthrough, only when `storebot demo` turned the panel on."""
-    from bot.demo_panel import DEMO_PANEL, context  # the panel builds on this module
-
-    panel = app.get(DEMO_PANEL)
-    return context(app, panel) if panel is not None else None
+    extra = app.get(DASHBOARD_DEMO)
+    return extra(app) if extra is not None else None
 
 
 @routes.get("/")

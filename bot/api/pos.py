@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api import ApiError, read_json, validate
 from bot.config import Settings
-from bot.inbox import WRITE_LOCK
-from bot.keys import DEPS, METRICS
+from bot.keys import DEPS, METRICS, WRITE_LOCK
+from bot.write_gate import gate
 from models.alert import react
 from models.customer_sales import customer_sale
 from models.stock import Booked, SaleLineIn, book_receipt, book_sale
@@ -71,10 +71,8 @@ def check_signature(secret: str, body: bytes, header: str | None) -> bool:
 
 def _write_lock(request: web.Request) -> contextlib.AbstractAsyncContextManager[object]:
     """On SQLite, queue behind the app's one write lock instead of SQLite's sleeping busy timeout."""
-    lock = request.app.get(WRITE_LOCK)
-    if lock is None or request.app[DEPS].config.database.url.startswith("postgresql"):
-        return contextlib.nullcontext()
-    return lock
+    sqlite = not request.app[DEPS].config.database.url.startswith("postgresql")
+    return gate(request.app.get(WRITE_LOCK), sqlite=sqlite, background=False)
 
 
 def _check_when(settings: Settings, field: str, when: datetime, now: datetime) -> None:

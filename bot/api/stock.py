@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.api import query_param
 from bot.errors import UnknownEntity, WeComError
-from bot.keys import SESSIONS, SETTINGS, WECOM
+from bot.keys import MENU_TASK, SESSIONS, SETTINGS, WECOM
 from models.catalog import find_sku
 from models.org import store_by_code
 from models.stock import StockLevel
@@ -24,9 +24,6 @@ routes = web.RouteTableDef()
 
 # key -> button name; handlers/stock.py answers the ScanCode events these keys send
 SCAN_BUTTONS = {"scan_in": "扫码入库", "scan_out": "扫码出库", "scan_count": "扫码盘点"}
-
-
-MENU_TASK = web.AppKey("stock_menu_task", asyncio.Task[None])
 
 
 def scan_menu() -> dict[str, Any]:

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from bot.api import DATE_MIN, ApiError, date_param, path_id, query_param, read_body
 from bot.errors import UnknownEntity
 from bot.keys import DEPS
+from handlers.task_gen import NewTask, closes_at, create_tasks, run_now, staff_by_store
 from models.org import Staff, Store
 from models.task import TaskInstance, local, period_key
-from models.task_gen import NewTask, closes_at, create_tasks, run_now, staff_by_store
 from models.task_proof import TaskBroadcast, broadcast_key
 
 routes = web.RouteTableDef()

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.api import ApiError, path_id, read_body
 from bot.errors import UnknownEntity
 from bot.keys import DEPS
-from handlers.transfer import request_transfer
+from handlers.transfer_notify import request_transfer
 from models.org import staff_by_userid
 from models.transfer import MAX_LINE_QTY, MAX_LINES, LineRequest, TransferFieldError, as_dict, get_transfer
 

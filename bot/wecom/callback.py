@@ -15,8 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import ConfigError, MalformedCallback, WeComCryptoError
-from bot.inbox import WRITE_LOCK
-from bot.keys import CLOCK, ENGINE, INBOX, METRICS, SETTINGS
+from bot.keys import CALLBACK, CLOCK, ENGINE, INBOX, METRICS, SETTINGS, WRITE_LOCK
 from bot.wecom.crypto import CallbackCrypto, check_timestamp, encrypted_field
 from bot.wecom.parse import dedupe_key, event_name, message_dict, to_event
 from bot.write_gate import WriteGate
@@ -55,8 +54,7 @@ class CallbackEndpoint:
         self.limit = settings.server.max_callback_body_bytes
         self.max_skew = settings.wecom.max_timestamp_skew_seconds
         key = settings.wecom.encoding_aes_key.get_secret_value()
-        app[WRITE_LOCK] = WriteGate()
-        self.writer = GroupCommit(app, app[WRITE_LOCK])
+        self.writer = GroupCommit(app, app.setdefault(WRITE_LOCK, WriteGate()))
         self._counters: dict[str, Counter] = {}  # outcome → its labelled counter, looked up once
         try:
             self.crypto = (
@@ -304,13 +302,13 @@ class GroupCommit:
 
 def setup(app: web.Application) -> None:
     """Register GET and POST at wecom.callback_path (no bearer token: WeCom signs its requests)."""
-    endpoint = CallbackEndpoint(app)
+    endpoint = app[CALLBACK] = CallbackEndpoint(app)
     path = app[SETTINGS].wecom.callback_path
     app.router.add_get(path, endpoint.verify_url, allow_head=False)
     app.router.add_post(path, endpoint.receive)
 
-    async def writer_ctx(_app: web.Application) -> AsyncIterator[None]:
-        yield
-        await endpoint.writer.close()  # before the engine is disposed: this ctx was registered after it
 
-    app.cleanup_ctx.append(writer_ctx)
+async def writer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Close the callback writer's connection at shutdown, before the engine is disposed (registered after it)."""
+    yield
+    await app[CALLBACK].writer.close()

@@ -1,0 +1,1 @@
+"""Master-data import: `storebot import` reads stores, staff, SKUs, stock and customers from CSV or XLSX."""

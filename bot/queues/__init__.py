@@ -1,0 +1,1 @@
+"""The durable queues and their workers: inbox, outbox (budgets, duplicate check), photos."""

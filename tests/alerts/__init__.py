@@ -1,0 +1,1 @@
+"""Stock alerts: digests, quiet hours, the supervisors' morning digest."""

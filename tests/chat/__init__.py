@@ -1,0 +1,1 @@
+"""The chat router: basic handlers and what each role may do."""

@@ -1,0 +1,1 @@
+"""The customer loop: members, segments, campaigns and their health, customer chat."""

@@ -1,0 +1,1 @@
+"""`storebot demo`: the seeded chain, the clock jump, the customer loop and the walk-throughs."""

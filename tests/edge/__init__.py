@@ -1,0 +1,1 @@
+"""The edge: WeCom callbacks, the client, serving, the dashboard session, the database and its migrations."""

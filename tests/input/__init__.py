@@ -1,0 +1,1 @@
+"""Any input gets an answer: API, callback, chat and edge inputs, with hypothesis properties."""

@@ -1,0 +1,1 @@
+"""The durable queues: inbox, outbox, delivery once, the write gate, retention."""

@@ -1,0 +1,1 @@
+"""Stock: counts, POS sales and receipts, the stock API and scan menu, the master-data import."""

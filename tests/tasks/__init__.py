@@ -1,0 +1,1 @@
+"""Tasks: generation, chasing, the flow in chat, photos, points, the task CLI."""

@@ -1,0 +1,1 @@
+"""Transfers between stores: chat, API, jobs, partial receipts, shipping."""
