@@ -18,7 +18,6 @@ from bot.config import Settings
 from bot.console import setup_console
 from bot.console.live import live_settings_ctx
 from bot.deps import Deps
-from bot.errors import StorebotError
 from bot.keys import CLOCK, DEPS, ENGINE, HTTP, METRICS, SESSIONS, SETTINGS, WECOM, WRITE_LOCK
 from bot.live_settings import LIVE, LiveSettings
 from bot.metrics import Metrics

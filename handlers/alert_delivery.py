@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import AlertSettings, Settings
+from bot.config import Settings
 from bot.wecom.cards import MAX_BUTTONS, MAX_ROWS, button_card, card_task_id
-from models.alert import Alert, AlertDigest, AlertNotice, surplus_store
+from models.alert import Alert, AlertDigest, AlertNotice, on_cleared, surplus_store
 from models.base import insert_for
 from models.catalog import Sku
 from models.org import Store, staff_by_userid
@@ -162,6 +162,7 @@ async def _grey(session: AsyncSession, digest_id: int, label: str, now: datetime
     return 0
 
 
+@on_cleared
 async def settle_cleared(session: AsyncSession, alert_ids: list[int], now: datetime) -> int:
     """Alerts just resolved by themselves (stock back above the line): every digest card whose alerts all
     cleared untouched is greyed ("已自动解除"). A card someone tapped was greyed by that tap already. Returns how

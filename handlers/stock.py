@@ -15,17 +15,16 @@ from handlers import count_notify, task_notify
 from handlers.alert_delivery import digest_alert_ids, settle_handled
 from handlers.parse import ascii_id, clip, looks_like_qty, normalize_text, parse_qty
 from handlers.router import UNHANDLED, Context, Router
-from handlers.transfer import request_transfer
+from handlers.task_recount import open_recount
+from handlers.transfer_notify import request_transfer
 from models import conversation
 from models.alert import Alert, AlertDigest, acknowledge, handle_on, may_handle, react, snooze, surplus_store
 from models.catalog import Sku, find_sku
 from models.count import STATE_NAMES as COUNT_STATE_NAMES
 from models.count import StockCount, decide, record_count, refusal
-from models.org import Staff, Store, region_supervisor, responsible, staff_by_userid, store_manager
+from models.org import Staff, Store, responsible, staff_by_userid
 from models.outbox import send_card, send_text, update_card_button
 from models.stock import book_move, get_level
-from models.task import record_task_count
-from models.task_recount import open_recount
 from models.transfer import LineRequest
 
 router = Router("stock")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -125,6 +125,17 @@ def _pairs_filter(pairs: Sequence[tuple[int, int]] | None, params: dict[str, obj
 _SCOPED_RAISE_MAX = 1000  # beyond this many pairs to raise, one more full scan is cheaper than a long filter
 
 
+ClearedHook = Callable[[AsyncSession, list[int], datetime], Awaitable[object]]
+_ON_CLEARED: list[ClearedHook] = []
+
+
+def on_cleared(hook: ClearedHook) -> ClearedHook:
+    """Register who hears that alerts cleared by themselves (handlers.alert_delivery greys their cards): models
+    never call up into handlers, so the flow registers itself here when it is imported."""
+    _ON_CLEARED.append(hook)
+    return hook
+
+
 async def evaluate(
     session: AsyncSession, *, rules: RulesSettings, alerts: AlertSettings, now: datetime,
     pairs: Sequence[tuple[int, int]] | None = None,
@@ -174,10 +185,8 @@ async def evaluate(
             + _pairs_filter(pairs, params, "alerts")
         )
         cleared = list((await session.execute(_sql(resolve + " RETURNING id", params), params)).scalars())
-        if cleared:
-            from bot.notify import settle_cleared  # notify builds on this module; imported late
-
-            await settle_cleared(session, cleared, now)
+        for hook in _ON_CLEARED if cleared else ():
+            await hook(session, cleared, now)
     if not todo_raise:
         return []
     raise_sql = (

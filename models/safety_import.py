@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
+from models.base import insert_for as _insert_for
 from models.console_settings import SAFETY_STOCK, SettingChange
-from models.stock import StockLevel, _insert_for
+from models.stock import StockLevel
 
 
 class SafetyImport(Base):

@@ -19,8 +19,7 @@ from bot.console import settings_forms as forms
 from bot.console.live import reload_settings
 from bot.console.pages import render
 from bot.console.session import check_csrf, require_viewer
-from bot.inbox import WRITE_LOCK
-from bot.keys import CLOCK, SESSIONS
+from bot.keys import CLOCK, SESSIONS, WRITE_LOCK
 from bot.live_settings import LIVE
 from models.console_settings import (
     EDITABLE,

@@ -23,12 +23,12 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cards import button_card, card_task_id
 from bot.deps import Deps
 from bot.errors import DomainError, WeComAPIError, WeComError
 from bot.keys import DEPS, PHOTOS
 from bot.messages import render
 from bot.queues.loop import DrainLoop
+from bot.wecom.cards import button_card, card_task_id
 from models.org import Staff, Store, store_manager
 from models.outbox import send_card, send_text
 from models.task import TaskInstance, can_complete, complete, hhmm, open_store_tasks, open_tasks_for

@@ -14,7 +14,7 @@ from bot.config_customers import CustomersSettings
 from models.base import dialect_name
 from models.boards.filters import Filters, Selection, local_month
 from models.campaign import Campaign
-from models.campaign_health import open_alerts
+from models.campaign_alert import open_alerts
 from models.campaign_report import report
 from models.customer import STAGES, Customer, CustomerPurchase
 from models.segment import Segment, SegmentMember, describe

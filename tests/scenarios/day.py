@@ -21,7 +21,7 @@ from scheduler.stock_jobs import alert_tick, evaluate_rules
 from scheduler.task_jobs import generate_tasks
 from tests.conftest import auth
 from tests.fixtures_sandbox import Harness
-from tests.test_pos import sign
+from tests.stock.test_pos import sign
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CHROMIUM = "/usr/bin/chromium"
@@ -131,7 +131,7 @@ class Day:
     async def phones(self, role: str, *users: str) -> list[Path]:
         """Each person's phone page at 375×812 in Chromium: nothing reaches past the screen sideways (the page, any
         bubble or card, the send button); screenshots of the screen and of the whole day go to SHOTS.
-        Without Chromium installed this checks nothing (tests/test_phone_roles.py reports the skip)."""
+        Without Chromium installed this checks nothing (tests/sandbox/test_phone_roles.py reports the skip)."""
         if not HAVE_CHROMIUM:
             return []
         from playwright.async_api import async_playwright, expect

@@ -14,10 +14,10 @@ from handlers import dispatch
 from models.alert import Alert
 from models.task import TaskCountLine, TaskInstance
 from models.transfer import Transfer, TransferLine
+from tests.alerts.test_alert_digest import pos_sale, tick
 from tests.conftest import auth
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
-from tests.test_alert_digest import pos_sale, tick
 
 ROW_A001 = "徐汇店 A001 农夫山泉 550ml"
 

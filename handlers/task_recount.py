@@ -8,10 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from handlers.task_gen import NewTask, closes_at, create_tasks, staff_by_store
 from models.catalog import Sku
 from models.org import Staff, Store
 from models.task import TaskInstance
-from models.task_gen import NewTask, closes_at, create_tasks, staff_by_store
 
 DUE_MINUTES = 120
 POINTS = 5

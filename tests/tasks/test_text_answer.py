@@ -12,7 +12,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.deps import Deps
 from handlers.task import plausible_answer
-from models.task_gen import run_now
+from handlers.task_gen import run_now
 from tests.factories import Chain
 from tests.input_support import replies, text, texts_to
 from tests.task_support import TEMPLATES, tasks, with_settings
@@ -106,7 +106,7 @@ async def test_any_answer_command_gets_one_reply(deps: Deps, chain: Chain, rest:
 async def test_the_rota_clerks_free_text_hours_after_the_card_is_not_taken_until_a_reminder(
     deps: Deps, chain: Chain, clock: FakeClock, make_settings: Callable[..., Settings]
 ) -> None:
-    from models.task_chase import chase
+    from handlers.task_chase import chase
 
     deps, rota, _ = await _store_text_task(deps, make_settings)  # fired 09:00, due 19:00
     clock.advance(hours=2)

@@ -14,7 +14,7 @@ import pytest
 from bot.keys import DEPS
 from tests.console_support import Console, console
 from tests.factories import Chain
-from tests.test_phone_page import ARGS, CHROMIUM, HAVE_CHROMIUM
+from tests.sandbox.test_phone_page import ARGS, CHROMIUM, HAVE_CHROMIUM
 
 __all__ = ["console"]
 pytestmark = pytest.mark.browser

@@ -16,14 +16,14 @@ from bot.deps import Deps
 from handlers.transfer_notify import urgency
 from models.alert import Alert
 from models.transfer import Transfer
+from tests.alerts.test_alert_digest import pos_sale
 from tests.conftest import auth
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
 from tests.input_support import click, replies
-from tests.test_alert_digest import pos_sale
-from tests.test_transfer import click as click_at
-from tests.test_transfer import only_transfer, outbox, run, texts
-from tests.test_transfer import text as text_at
+from tests.transfers.test_transfer import click as click_at
+from tests.transfers.test_transfer import only_transfer, outbox, run, texts
+from tests.transfers.test_transfer import text as text_at
 
 REASON_BUTTONS = [("拒绝：对方库存也不足", "transfer:reject_short:1"), ("拒绝：数量太多", "transfer:reject_many:1"),
                   ("拒绝：请改从仓库补", "transfer:reject_warehouse:1")]

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 
 from bot.clock import FakeClock
-from bot.demo import banner, bind, running_demo
-from bot.demo_data import STAFF
+from bot.demo.data import STAFF
+from bot.demo.run import banner, bind, running_demo
 
 
 async def test_demo_console_link_and_one_click_login(tmp_path: Path) -> None:
