@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,9 @@ from openpyxl import load_workbook
 from bot.console.session import COOKIE, session_value
 from bot.keys import CLOCK, SETTINGS
 from tests.board_support import BoardRows, seed_board_rows
+from tests.browser_support import browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 SHOTS = Path(os.environ.get("STOREBOT_BOARD_SHOTS", "/tmp/boards-shots"))
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
 SIZES = {"desktop": (1366, 768), "phone": (375, 812)}
 BOARDS = {"inventory": "库存看板", "tasks": "任务看板", "transfers": "调拨看板", "people": "人员看板",
           "effect": "成效看板", "customers": "客户看板"}
@@ -29,19 +26,8 @@ BOARDS = {"inventory": "库存看板", "tasks": "任务看板", "transfers": "�
 SCOPE = {"m1": ("徐汇店", ("天河店", "福田店")), "sup2": ("天河店", ("徐汇店", "静安店")),
          "admin": ("天河店", ())}
 
+__all__ = ["browser"]  # the fixture
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not HAVE_CHROMIUM:
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

@@ -5,34 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.keys import DEPS
+from tests.browser_support import browser
 from tests.console_support import Console, console
 from tests.factories import Chain
-from tests.sandbox.test_phone_page import ARGS, CHROMIUM, HAVE_CHROMIUM
 
-__all__ = ["console"]
+__all__ = ["browser", "console"]
 pytestmark = pytest.mark.browser
-SHOTS = Path(os.environ.get("STOREBOT_CONSOLE_SHOTS", "/work/wt/console-shots"))
+SHOTS = Path(os.environ.get("STOREBOT_CONSOLE_SHOTS", "/tmp/console-shots"))
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 375, "height": 812}
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not HAVE_CHROMIUM:
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def _tab(browser: Any, viewport: dict[str, int]) -> Any:

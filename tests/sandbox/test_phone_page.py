@@ -9,12 +9,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser_support import chromium
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
 SHOTS = Path(os.environ.get("STOREBOT_SCREENSHOTS", "/tmp"))
 
 pytestmark = pytest.mark.browser
@@ -22,17 +20,11 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
-    if not HAVE_CHROMIUM:
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    async with chromium() as browser:
         context = await browser.new_context(viewport={"width": 420, "height": 820}, locale="zh-CN")
         tab = await context.new_page()
         tab.set_default_timeout(8000)
         yield tab
-        await browser.close()
 
 
 def _card(task_id: str) -> dict[str, Any]:

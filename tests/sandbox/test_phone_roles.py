@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,29 +17,16 @@ from bot.keys import DEPS
 from bot.sandbox import Sandbox
 from scheduler.digest_jobs import supervisor_digests
 from scheduler.task_jobs import generate_tasks
+from tests.browser_support import browser
 from tests.factories import Chain
 from tests.fixtures_sandbox import Harness
 from tests.task_support import task_harness
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 SHOTS = Path(os.environ.get("STOREBOT_SCREENSHOTS", "/tmp"))
 WIDTHS = (360, 375, 390, 414)
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
 
+__all__ = ["browser"]  # the fixture
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not HAVE_CHROMIUM:
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def phone(browser: Any, width: int = 375, height: int = 812) -> Any:

@@ -19,15 +19,13 @@ from models.task import TaskInstance
 from scheduler.digest_jobs import supervisor_digests
 from scheduler.stock_jobs import alert_tick, evaluate_rules
 from scheduler.task_jobs import generate_tasks
+from tests.browser_support import HAVE_CHROMIUM, chromium
 from tests.conftest import auth
 from tests.fixtures_sandbox import Harness
 from tests.stock.test_pos import sign
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 SHOTS = Path(os.environ.get("STOREBOT_SCREENSHOTS", "/tmp"))
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
 WIDEST_RIGHT = """() => Math.max(0, ...[...document.querySelectorAll('.bubble, .card, .composer, #send')]
                          .map(e => e.getBoundingClientRect().right))"""
 DAY = 24  # 2026-11-24, a Tuesday; the FakeClock starts at 09:00 Shanghai that day
@@ -131,34 +129,32 @@ class Day:
     async def phones(self, role: str, *users: str) -> list[Path]:
         """Each person's phone page at 375×812 in Chromium: nothing reaches past the screen sideways (the page, any
         bubble or card, the send button); screenshots of the screen and of the whole day go to SHOTS.
-        Without Chromium installed this checks nothing (tests/sandbox/test_phone_roles.py reports the skip)."""
+        Without Chromium installed this checks nothing (tests/sandbox/test_phone_roles.py reports the skip), unless
+        STOREBOT_TEST_REQUIRE_BROWSER says it must (CI)."""
         if not HAVE_CHROMIUM:
+            assert not os.environ.get("STOREBOT_TEST_REQUIRE_BROWSER"), "Chromium is required here"
             return []
-        from playwright.async_api import async_playwright, expect
+        from playwright.async_api import expect
 
         shots: list[Path] = []
         os.makedirs(SHOTS, exist_ok=True)
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                for userid in users:
-                    context = await browser.new_context(viewport={"width": 375, "height": 812}, locale="zh-CN",
-                                                        device_scale_factor=1)
-                    tab = await context.new_page()
-                    tab.set_default_timeout(8000)
-                    await tab.goto(f"{self.h.sandbox.config.public_url}/?user={userid}")
-                    await expect(tab.locator(".row.bot").last).to_be_visible()
-                    assert await tab.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, (
-                        f"{userid}'s page overflows sideways")
-                    assert await tab.evaluate(WIDEST_RIGHT) <= 375, f"something on {userid}'s page is cut off"
-                    screen = SHOTS / f"day-{role}-{userid}-screen.png"
-                    await tab.screenshot(path=str(screen))
-                    # the whole day: let the chat grow with its content, then shoot the full page
-                    await tab.add_style_tag(content=".phone{height:auto!important}.chat{overflow:visible!important}")
-                    whole = SHOTS / f"day-{role}-{userid}-whole.png"
-                    await tab.screenshot(path=str(whole), full_page=True)
-                    shots += [screen, whole]
-                    await context.close()
-            finally:
-                await browser.close()
+        async with chromium() as browser:
+            for userid in users:
+                context = await browser.new_context(viewport={"width": 375, "height": 812}, locale="zh-CN",
+                                                    device_scale_factor=1)
+                tab = await context.new_page()
+                tab.set_default_timeout(8000)
+                await tab.goto(f"{self.h.sandbox.config.public_url}/?user={userid}")
+                await expect(tab.locator(".row.bot").last).to_be_visible()
+                assert await tab.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, (
+                    f"{userid}'s page overflows sideways")
+                assert await tab.evaluate(WIDEST_RIGHT) <= 375, f"something on {userid}'s page is cut off"
+                screen = SHOTS / f"day-{role}-{userid}-screen.png"
+                await tab.screenshot(path=str(screen))
+                # the whole day: let the chat grow with its content, then shoot the full page
+                await tab.add_style_tag(content=".phone{height:auto!important}.chat{overflow:visible!important}")
+                whole = SHOTS / f"day-{role}-{userid}-whole.png"
+                await tab.screenshot(path=str(whole), full_page=True)
+                shots += [screen, whole]
+                await context.close()
         return shots
