@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import tempfile
 import time
@@ -27,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import models
+from bench.bench_callback import create_pg_database, drop_pg_database
 from bot.config import DatabaseSettings
 from bot.db import make_engine, session_factory
 from models.base import Base
@@ -120,24 +120,6 @@ async def measure(url: str, stores: int, other: int, skus: int, repeat: int) -> 
     print(f"[{db}] inventory board: {took:.3f} s ({totals}); runs {', '.join(f'{t:.3f}' for t in runs)}")
     ratio = took / base
     print(f"[{engine.dialect.name}] ratio {ratio:.2f}x (goal <= 2x): {'met' if ratio <= 2 else 'MISSED'}")
-    await engine.dispose()
-
-
-async def create_pg_database(admin_url: str) -> str:
-    name = f"storebot_bench_{secrets.token_hex(4)}"
-    engine = make_engine(DatabaseSettings(url=admin_url))
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f"CREATE DATABASE {name}"))
-    await engine.dispose()
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_pg_database(admin_url: str, url: str) -> None:
-    engine = make_engine(DatabaseSettings(url=admin_url))
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)"))
     await engine.dispose()
 
 
