@@ -72,7 +72,10 @@ async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = _error(request, ApiError(-1, "system busy"))
     else:
         response = await handler(request)
-    if slow:
+    if slow and sandbox.slow_hold is not None:  # a test holds the answer until it lets it go
+        sandbox.slow_holding.set()
+        await sandbox.slow_hold.wait()
+    elif slow:
         await asyncio.sleep(sandbox.config.slow_seconds)
     return response
 

@@ -56,6 +56,8 @@ class Tenant:
         self._sent_windows: dict[str, deque[datetime]] = {}
         self._robot_windows: dict[str, deque[datetime]] = {}
         self.media_hold: asyncio.Event | None = None  # set: media/get answers only once it is set (tests)
+        self.slow_hold: asyncio.Event | None = None  # set: slow answers wait for it, not slow_seconds (tests)
+        self.slow_holding = asyncio.Event()  # set once slow_hold holds an answer (the work behind it is done)
         self.suppressed: list[Suppressed] = []  # what the duplicate check swallowed, oldest first
         self._recent_bodies: dict[str, tuple[datetime, str, str | None]] = {}  # _dup_key -> (at, msgid, code)
         self._task_ids: set[str] = set()

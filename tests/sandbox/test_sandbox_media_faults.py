@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,6 +35,16 @@ async def _upload(http: aiohttp.ClientSession, sb: Sandbox, kind: str, content: 
     params = {"access_token": await _token(http, sb), "type": kind}
     async with http.post(f"{sb.config.public_url}/cgi-bin/media/upload", params=params, data=form) as resp:
         return dict(await resp.json())
+
+
+async def _get_json(http: aiohttp.ClientSession, url: str, params: dict[str, str]) -> dict[str, Any]:
+    async with http.get(url, params=params) as resp:
+        return dict(await resp.json())
+
+
+async def _post_json(http: aiohttp.ClientSession, url: str, params: dict[str, str], body: Any) -> dict[str, Any]:
+    async with http.post(url, params=params, data=json.dumps(body).encode()) as resp:
+        return dict(await resp.json(content_type=None))
 
 
 async def test_media_round_trip(http: aiohttp.ClientSession, sandbox: Sandbox) -> None:
@@ -115,11 +126,22 @@ async def test_slow_answers_come_after_slow_seconds_and_deliver(
     sandbox_config.slow_seconds = 0.3
     sb = await make_sandbox(sandbox_config)
     params = {"corpid": sb.config.corp_id, "corpsecret": sb.config.corp_secret}
+    url = f"{sb.config.public_url}/cgi-bin/gettoken"
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with http.get(url, params=params) as resp:
+        assert "access_token" in await resp.json()
+    assert loop.time() - started >= 0.3  # a lower bound: a loaded machine only makes it later
+    # The work is done before the slow answer: the sandbox holds that answer until the test lets it go, so a
+    # client that gives up (here after 0.1 s) gives up after the work, however slowly this machine runs.
+    sb.slow_hold = asyncio.Event()
+    request = asyncio.create_task(_get_json(http, url, params))
+    await asyncio.wait_for(sb.slow_holding.wait(), 10)  # the answer is held: the sandbox did the work
+    assert sb.token_requests == 2
     with pytest.raises(TimeoutError):
-        async with http.get(f"{sb.config.public_url}/cgi-bin/gettoken", params=params,
-                            timeout=aiohttp.ClientTimeout(total=0.1)):
-            pass
-    assert sb.token_requests == 1  # the work was done; only the answer was late
+        await asyncio.wait_for(asyncio.shield(request), 0.1)
+    sb.slow_hold.set()
+    assert "access_token" in await request  # and the held answer does arrive
 
 
 async def test_image_message_needs_media_the_tenant_holds(http: aiohttp.ClientSession, sandbox: Sandbox) -> None:
@@ -139,14 +161,17 @@ async def test_a_retry_after_a_slow_answer_is_caught_by_the_duplicate_check(
     http: aiohttp.ClientSession, sandbox: Sandbox
 ) -> None:
     token = await _token(http, sandbox)
-    sandbox.config.slow_rate, sandbox.config.slow_seconds = 1.0, 0.3
+    sandbox.config.slow_rate = 1.0
+    sandbox.slow_hold = asyncio.Event()  # the answer comes only when the test lets it go: after the client gave up
     body = {"touser": "m1", "msgtype": "text", "agentid": 1000002, "text": {"content": "到货通知"},
             "enable_duplicate_check": 1}
     url = f"{sandbox.config.public_url}/cgi-bin/message/send"
-    with pytest.raises(TimeoutError):
-        async with http.post(url, params={"access_token": token}, data=json.dumps(body).encode(),
-                             timeout=aiohttp.ClientTimeout(total=0.1)):
-            pass
+    first = asyncio.create_task(_post_json(http, url, {"access_token": token}, body))
+    await asyncio.wait_for(sandbox.slow_holding.wait(), 10)  # the answer is held: the sandbox did the work
+    assert len(sandbox.messages_for("m1")) == 1
+    with pytest.raises(TimeoutError):  # the client gives up after 0.1 s
+        await asyncio.wait_for(first, 0.1)
+    sandbox.slow_hold.set()
     sandbox.config.slow_rate = 0.0
     async with http.post(url, params={"access_token": token}, data=json.dumps(body).encode()) as resp:
         assert (await resp.json(content_type=None))["errcode"] == 0
