@@ -54,6 +54,9 @@ def finished_card(card: dict[str, Any], task: TaskInstance, label: str) -> dict[
                 row["value"] = render("task_card_progress_done")
         if "sub_title_text" in out:
             out["sub_title_text"] = render("task_card_done_guide", title=task.title, label=label)
+    for button in out.get("button_list") or []:  # should replace_text be ignored, the live button still says it
+        if isinstance(button, dict):
+            button["text"] = label
     out["replace_text"] = label
     return out
 

@@ -106,6 +106,7 @@ async def test_a_clerks_day(day: Day, chain: Chain) -> None:
     assert await d.ask("s1", "任务") == "你现在没有待办任务。"
     mine = d.card("s1", f"task-{closing.id}")  # the card before the count said "还差 3 个"; it was redrawn
     assert mine.replace_name == "张伟已完成" and mine.buttons == []
+    assert [b["text"] for b in mine.card["button_list"]] == ["张伟已完成"]
     rows = {r["keyname"]: r["value"] for r in mine.card["horizontal_content_list"]}
     assert rows["进度"] == "已全部盘完"
     assert "还差" not in str(mine.card)
