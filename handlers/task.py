@@ -17,7 +17,7 @@ from handlers.router import UNHANDLED, Context, Router, split_command
 from models.org import Region, Staff, Store
 from models.outbox import update_card_button
 from models.points import leaderboard, month_of, standing
-from models.task import TaskInstance, can_complete, complete, done_label, get_task, hhmm, open_tasks_for, remaining_skus
+from models.task import TaskInstance, can_complete, complete, get_task, hhmm, open_tasks_for, remaining_skus
 
 router = Router("task")
 
@@ -117,7 +117,8 @@ async def _finished(event: CardClick, ctx: Context, task: TaskInstance) -> None:
     store = await ctx.session.get(Store, task.store_id)
     when = hhmm(task.completed_at, store.timezone if store else "Asia/Shanghai") if task.completed_at else ""
     if event.response_code:
-        label = (done_label(task, by, ctx.user.userid) if by else "已结束") if task.state != "missed" else "已过期"
+        mine = task_notify.done_label(task, by, ctx.user.userid) if by else "已结束"
+        label = mine if task.state != "missed" else "已过期"
         await update_card_button(ctx.session, ctx.user.userid, event.response_code, label, now=ctx.now)
     await ctx.reply(render("task_finished", title=task.title, state=task.state, who=by.name if by else "",
                            me=by is not None and by.id == ctx.user.id, when=when))

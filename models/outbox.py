@@ -154,6 +154,18 @@ async def update_card_button(
     )
 
 
+async def update_card(
+    session: AsyncSession, userid: str, response_code: str, card: dict[str, Any], *, now: datetime,
+) -> int | None:
+    """Queue message/update_template_card that replaces a sent card by `card` as a whole (same task_id); for a
+    button_interaction card its `replace_text` greys the buttons with that text."""
+    return await enqueue(
+        session, channel="card_update", recipient=userid, msgtype="card",
+        payload={"response_code": response_code, "template_card": card}, now=now,
+        dedupe_key=f"card-update:{response_code}",
+    )
+
+
 async def send_to_chat(
     session: AsyncSession, chatid: str, msgtype: str, payload: dict[str, Any], *, now: datetime,
     dedupe_key: str | None = None,

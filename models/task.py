@@ -8,6 +8,7 @@ State: open -> done | late_done (completed after due_at) | missed (still open wh
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ from bot.errors import InvalidState, NotAllowed, UnknownEntity
 from models.base import Base
 from models.catalog import Sku
 from models.org import Staff, Store
-from models.outbox import OutboundMessage, update_card_button
+from models.outbox import OutboundMessage
 from models.points import award
 from models.task_proof import TaskBroadcast, TaskPhoto, UserLocation
 
@@ -84,6 +85,7 @@ class Completion:
     task: TaskInstance
     state: str  # done | late_done
     points: int
+    by: Staff  # who completed it (and got the points)
 
 
 @dataclass(frozen=True)
@@ -126,11 +128,23 @@ def can_complete(task: TaskInstance, user: Staff) -> bool:
     return task.kind == "scheduled" and user.store_id == task.store_id
 
 
+CompletedHook = Callable[[AsyncSession, Completion, datetime, str | None], Awaitable[object]]
+_ON_COMPLETED: list[CompletedHook] = []
+
+
+def on_completed(hook: CompletedHook) -> CompletedHook:
+    """Register who hears that a task was completed (handlers.task_notify settles its cards): models never call
+    up into handlers, so the flow registers itself here when it is imported. The hook gets the completion, the
+    time and the userid whose card the completing click already updates (None when nobody clicked)."""
+    _ON_COMPLETED.append(hook)
+    return hook
+
+
 async def complete(
     session: AsyncSession, task: TaskInstance, user: Staff, now: datetime, *, answer: str | None = None,
     flagged: bool = False, clicked: bool = False,
 ) -> Completion:
-    """Close an open task (done before due_at, late_done after), book its points once and settle its cards.
+    """Close an open task (done before due_at, late_done after), book its points once and have its cards settled.
 
     The state change is a conditional UPDATE, so a replayed click or two processes complete it once.
     `clicked`: the completer tapped their own card, which the click's handler updates with the click's code.
@@ -151,46 +165,16 @@ async def complete(
     await session.refresh(task)
     points = task.points if state == "done" else task.points // 2
     await award(session, task, user, points, reason=state, now=now)
-    await settle_cards(session, task, user, now, skip=user.userid if clicked else None)
-    return Completion(task, state, points)
+    done = Completion(task, state, points, user)
+    for hook in _ON_COMPLETED:
+        await hook(session, done, now, user.userid if clicked else None)
+    return done
 
 
 def card_filter(task_id: int) -> ColumnElement[bool]:
     """The outbox rows of a task's cards: `task-<id>` (the assignee's) and `task-<id>-<userid>` (the team's)."""
     return or_(OutboundMessage.card_task_id == f"task-{task_id}",
                OutboundMessage.card_task_id.like(f"task-{task_id}-%"))
-
-
-def done_label(task: TaskInstance, by: Staff, recipient: str) -> str:
-    """What a settled card's button says: the completer's own outcome, or who did it for the others."""
-    mine = by.userid == recipient
-    if task.state == "late_done":
-        return "已补交" if mine else f"{by.name}已补交"
-    return "已完成" if mine else f"{by.name}已完成"
-
-
-async def settle_cards(session: AsyncSession, task: TaskInstance, by: Staff, now: datetime, *,
-                       skip: str | None = None) -> int:
-    """Cards not sent yet are dropped; every sent card gets its button replaced by who completed it, with the
-    response_code WeCom returned when that card was sent (one use each, hence one update per card)."""
-    await session.execute(
-        update(OutboundMessage).where(card_filter(task.id), OutboundMessage.state == "pending",
-                                      OutboundMessage.channel == "app")
-        .values(state="cancelled", last_error="task completed before the card went out")
-        .execution_options(synchronize_session=False)
-    )
-    sent = (await session.execute(
-        select(OutboundMessage.recipient, OutboundMessage.response_code)
-        .where(card_filter(task.id), OutboundMessage.state == "sent",
-               OutboundMessage.channel == "app", OutboundMessage.response_code.is_not(None))
-        .order_by(OutboundMessage.id)
-    )).all()
-    updated = 0
-    for recipient, code in sent:
-        if recipient != skip and code:
-            updated += await update_card_button(session, recipient, code, done_label(task, by, recipient),
-                                                now=now) is not None
-    return updated
 
 
 async def open_tasks_for(session: AsyncSession, user: Staff, proof: str | None = None) -> list[TaskInstance]:

@@ -83,13 +83,16 @@ class Delivered:
 
     @property
     def replace_name(self) -> str | None:
-        """Set once a button update greyed the buttons out; a later whole-card update clears it."""
+        """Set once a button update greyed the buttons out; a later whole-card update sets it to that card's
+        `replace_text` (a button_interaction card sent with it shows its buttons greyed with that text), or
+        clears it."""
         name: str | None = None
         for update in self.updates:
             if "button" in update:
                 name = str(update["button"].get("replace_name", ""))
             elif "template_card" in update:
-                name = None
+                text = update["template_card"].get("replace_text")
+                name = str(text) if text else None
         return name
 
     @property

@@ -163,6 +163,10 @@ async def test_negative_stock_offers_a_recount_and_cannot_be_snoozed(
     async with sessions() as s:
         done = await s.get(TaskInstance, task.id)
         assert done is not None and done.state == "done"
+    for clerk in ("s1", "s2"):  # both copies of the recount card read as done, not "还差 1 个"
+        [task_card] = h.sandbox.cards_for(clerk)
+        assert ("进度", "已全部盘完") in [(r["keyname"], r["value"]) for r in task_card.card["horizontal_content_list"]]
+        assert task_card.buttons == []
 
 
 async def test_a_card_whose_alert_cleared_by_itself_is_greyed_and_a_stale_tap_needs_nothing(

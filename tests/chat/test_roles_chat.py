@@ -32,6 +32,9 @@ async def test_help_is_each_roles_own_list(harness: Harness, chain: Chain) -> No
     assert supervisor.startswith("督导可以这样回复我") and "待审批 —— 等你审批的调拨和盘点差异" in supervisor
     assert "盘点 A001 7" not in supervisor and "晨报" in supervisor
     assert admin.startswith("管理员可以这样回复我")
+    answer = "· 答复 [编号] 内容 —— 交文字任务的答案；只有一个文字任务时可不写编号"
+    assert answer in clerk and answer in manager  # the roles that get text tasks
+    assert "答复" not in supervisor and "答复" not in admin
     assert len({clerk, manager, supervisor, admin}) == 4
 
 

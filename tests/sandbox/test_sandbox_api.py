@@ -199,6 +199,19 @@ async def test_whole_card_update_replaces_the_card(api: Api, sandbox: Sandbox) -
     assert shown.card["main_title"]["title"] == "调拨已批准" and shown.buttons == [("ship", "transfer:ship:3")]
 
 
+async def test_whole_card_update_with_replace_text_shows_its_buttons_greyed(api: Api, sandbox: Sandbox) -> None:
+    body = {"touser": "s1", "msgtype": "template_card", "agentid": 1000002, "template_card": card("task-9")}
+    code = (await api.post("/cgi-bin/message/send", body))["response_code"]
+    new = {**card("task-9"), "replace_text": "张伟已完成",
+           "horizontal_content_list": [{"keyname": "进度", "value": "已全部盘完"}]}
+    answer = await api.post("/cgi-bin/message/update_template_card",
+                            {"agentid": 1000002, "response_code": code, "template_card": new})
+    assert answer["errcode"] == 0
+    [shown] = sandbox.cards_for("s1")
+    assert shown.replace_name == "张伟已完成" and shown.buttons == []
+    assert shown.card["horizontal_content_list"] == [{"keyname": "进度", "value": "已全部盘完"}]
+
+
 async def test_robot_twenty_per_minute_then_45009(api: Api, sandbox: Sandbox, clock: FakeClock) -> None:
     body = {"msgtype": "text", "text": {"content": "门店通知"}}
     answers = [await api.post("/cgi-bin/webhook/send", body, token="", key="sandbox-robot-key") for _ in range(21)]

@@ -104,7 +104,14 @@ async def test_a_clerks_day(day: Day, chain: Chain) -> None:
     assert counted.startswith("盘点 3 项：\n1. 盘点已入账：徐汇店 ")
     assert counted.endswith("「闭店盘点」已完成，积分 +20。")
     assert await d.ask("s1", "任务") == "你现在没有待办任务。"
-    assert d.card("s1", f"task-{closing.id}").replace_name == "张伟已完成"
+    mine = d.card("s1", f"task-{closing.id}")  # the card before the count said "还差 3 个"; it was redrawn
+    assert mine.replace_name == "张伟已完成" and mine.buttons == []
+    assert [b["text"] for b in mine.card["button_list"]] == ["张伟已完成"]
+    rows = {r["keyname"]: r["value"] for r in mine.card["horizontal_content_list"]}
+    assert rows["进度"] == "已全部盘完"
+    assert "还差" not in str(mine.card)
+    assert mine.card["sub_title_text"] == "「闭店盘点」的商品已全部盘完（张伟已完成），不用再盘。"
+    assert d.card("s2", f"task-{closing.id}").replace_name == "已完成"  # the counter's own copy too
     assert await d.ask("s1", "积分") == "2026-11 你的积分 14，华东区第 2 名。离前一名还差 11 分，按时完成任务就能追上。"
     assert await d.ask("s2", "积分") == "2026-11 你的积分 25，华东区第 1 名。你是第一名，保持住！"
 

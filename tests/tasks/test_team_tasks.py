@@ -120,11 +120,19 @@ async def test_count_card_lists_the_skus_and_progress_is_shared(harness: Harness
     assert h.texts_for(mate)[-1].startswith(f"「闭店盘点」还差 2 个：{codes[1]} ")
     listing = await ask(h, rota, "任务")
     assert "还差 2 个商品" in listing and codes[0] not in listing
+    # part-way the progress lives in the chat note and 任务; the cards keep their one response code for the end
+    assert [task_card(h, person, task.id).updates for person in (rota, mate)] == [[], []]
     await ask(h, rota, f"盘点 {codes[1]} 20")
     await ask(h, rota, f"盘点 {codes[2]} 20")
     assert any("「闭店盘点」已完成，积分 +20" in t for t in h.texts_for(rota))
     assert task_card(h, rota, task.id).replace_name == "已完成"
     assert task_card(h, mate, task.id).replace_name == f"{chain.staff[rota].name}已完成"
+    for person in (rota, mate):  # every copy is redrawn whole: the progress row no longer says "还差 3 个"
+        card = task_card(h, person, task.id).card
+        rows = {r["keyname"]: r["value"] for r in card["horizontal_content_list"]}
+        assert rows["进度"] == "已全部盘完" and rows["门店"] == "徐汇店"
+        assert card["task_id"] == task_card(h, person, task.id).task_id
+        assert "还差" not in str(card) and not task_card(h, person, task.id).buttons
     assert await points(h) == [(chain.staff[rota].id, task.id, 20)]
 
 
