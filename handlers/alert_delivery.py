@@ -239,6 +239,28 @@ async def settle_handled(session: AsyncSession, alert_ids: list[int], by: str, n
     return changed
 
 
+async def settle_campaign_handled(session: AsyncSession, campaign_ids: list[int], by: str, now: datetime, *,
+                                  tapped: str = "") -> int:
+    """Campaign alerts just acknowledged from one card: the other digest cards holding them (the owner's copy, a
+    supervisor's escalated one) whose alerts, stock and campaign, are now all handled say by whom."""
+    found: set[int] = set()
+    for i in range(0, len(campaign_ids), 500):
+        found.update(d for d in (await session.execute(
+            select(AlertNotice.digest_id).where(AlertNotice.campaign_alert_id.in_(campaign_ids[i : i + 500]),
+                                                AlertNotice.digest_id.is_not(None))
+        )).scalars() if d is not None)
+    changed = 0
+    for digest_id in sorted(found):
+        if card_task_id("alertdigest", digest_id) == tapped:
+            continue  # greyed by the tap itself
+        stock = await digest_alert_ids(session, digest_id)
+        states = (await session.execute(select(Alert.state).where(Alert.id.in_(stock)))).scalars().all() \
+            if stock else []
+        if all(state != "open" for state in states) and not await _campaign_open(session, digest_id):
+            changed += await _grey(session, digest_id, f"已由{by}处理"[:20], now)
+    return changed
+
+
 async def _campaign_open(session: AsyncSession, digest_id: int) -> bool:
     """Whether a digest still carries an open campaign alert (its card stays live for that one)."""
     ids = await digest_campaign_alert_ids(session, digest_id)

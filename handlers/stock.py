@@ -10,9 +10,14 @@ from sqlalchemy import select
 from bot.errors import InvalidQuantity, InvalidState, NotAllowed, UnknownEntity
 from bot.events import CardClick, ScanCode, TextMessage
 from bot.messages import render
-from bot.wecom.cards import button_card
+from bot.wecom.cards import button_card, card_task_id
 from handlers import count_notify, task_notify
-from handlers.alert_delivery import digest_alert_ids, digest_campaign_alert_ids, settle_handled
+from handlers.alert_delivery import (
+    digest_alert_ids,
+    digest_campaign_alert_ids,
+    settle_campaign_handled,
+    settle_handled,
+)
 from handlers.parse import ascii_id, clip, looks_like_qty, normalize_text, parse_qty
 from handlers.router import UNHANDLED, Context, Router
 from handlers.task_recount import open_recount
@@ -215,10 +220,12 @@ async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) 
 
 async def _ack_campaign_alerts(ctx: Context, digest_id: int) -> int:
     """"全部确认" on a digest also acknowledges its campaign health alerts (their chain stops); returns how many."""
-    done = 0
-    for alert_id in await digest_campaign_alert_ids(ctx.session, digest_id):
-        done += int(await acknowledge_campaign_alert(ctx.session, alert_id, ctx.user.userid))
-    return done
+    done = [alert_id for alert_id in await digest_campaign_alert_ids(ctx.session, digest_id)
+            if await acknowledge_campaign_alert(ctx.session, alert_id, ctx.user.userid)]
+    if done:
+        await settle_campaign_handled(ctx.session, done, ctx.user.name, ctx.now,
+                                      tapped=card_task_id("alertdigest", digest_id))
+    return len(done)
 
 
 async def _campaign_only_acked(ctx: Context, event: CardClick, digest_id: int, done: int) -> None:

@@ -78,6 +78,8 @@ async def test_unacknowledged_campaign_alert_escalates_and_a_tap_stops_the_chain
     await h.tap("sup1", ackall)
     assert h.sandbox.cards_for("sup1")[-1].replace_name == "已确认"
     assert heard(h, "sup1", "已确认 1 条活动提醒")
+    owner_card = [c for c in h.sandbox.cards_for("m1") if c.card["main_title"]["title"] == "活动健康提醒"][-1]
+    assert (owner_card.replace_name or "").startswith("已由")  # the owner's copy says someone handled it
     async with sessions() as s:
         assert (await s.execute(select(CampaignAlert.state, CampaignAlert.acknowledged_by))).one() == (
             "acknowledged", "sup1")
