@@ -3,6 +3,9 @@ one plain SQL GROUP BY customer over the last 365 days of purchases in the same 
 peak RSS; and the POS sale path with and without a customer_id.
 
     python bench/bench_segments.py [--members 1000000] [--purchases 10000000] [--repeat 3] [--pg URL]
+    python bench/bench_segments.py --sale-path --members 20000 --purchases 100000 [--sales 1000] [--pg URL]
+
+--sale-path populates, then measures only the sale path (no rebuilds): the quick check of the +20% goal.
 
 --pg postgresql+asyncpg://postgres@127.0.0.1:5432/<empty db> runs it on PostgreSQL (the tables are created there).
 Goals: rebuild <= 3x the plain scan; peak RSS <= 500 MB; a sale with a member costs <= 20% more than one without.
@@ -155,13 +158,18 @@ async def timed(label: str, repeat: int, fn: Any) -> tuple[float, Any]:
     return took, out
 
 
-async def run(url: str, members: int, purchases: int, repeat: int) -> None:
+async def run(url: str, members: int, purchases: int, repeat: int, sales: int = 1000,
+              sale_path_only: bool = False) -> None:
     engine = make_engine(DatabaseSettings(url=url))
     t0 = time.perf_counter()
     await populate(engine, members, purchases)
     print(f"populated {members:,} members, {purchases:,} purchases, {purchases // 10:,} views "
           f"in {time.perf_counter() - t0:.0f} s ({engine.dialect.name})")
     sessions = session_factory(engine)
+    if sale_path_only:
+        await sale_path(sessions, sales)
+        await engine.dispose()
+        return
     cut = (NOW - timedelta(days=365)).replace(tzinfo=None)
 
     async def scan() -> int:
@@ -214,13 +222,15 @@ def main() -> None:
     parser.add_argument("--purchases", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pg", default="", help="an empty PostgreSQL database URL (postgresql+asyncpg://...)")
+    parser.add_argument("--sale-path", action="store_true", help="measure only the sale path (no rebuilds)")
+    parser.add_argument("--sales", type=int, default=1000, help="sales each way in the sale path")
     args = parser.parse_args()
     if args.pg:
-        asyncio.run(run(args.pg, args.members, args.purchases, max(1, args.repeat)))
+        asyncio.run(run(args.pg, args.members, args.purchases, max(1, args.repeat), args.sales, args.sale_path))
         return
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(run(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args.members, args.purchases,
-                        max(1, args.repeat)))
+                        max(1, args.repeat), args.sales, args.sale_path))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Campaign health: audience, delivery failures, unconfirmed senders, coupon cap, redemptions against forecast.
 
 One open alert per (campaign, kind) by the unique key with nullable open_key (as models/alert.py); new alerts go to
-the owner as one digest per check (a text saying what to do, and a card to acknowledge them), held through quiet
-hours; an unacknowledged alert escalates along [alerts.escalation] "campaign" (else "default") — the step that
-says "manager" is the owner, then the owner's region supervisor, then the admins. A cleared condition resolves it.
+the owner through the stock alerts' delivery (models.alert.AlertNotice → handlers/alert_delivery.py: held through
+quiet hours, merged into the person's digest of the window: a text saying what to do, and the card to acknowledge); an
+unacknowledged alert escalates along [alerts.escalation] "campaign" (else "default") — the step that says
+"manager" is the owner, then the owner's region supervisor, then the admins. A cleared condition resolves it.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.messages import render
-from bot.wecom.cards import MAX_BUTTONS, button_card, card_task_id
-from models.alert import hold_until
+from models.alert import add_campaign_notice, hold_until
 from models.base import insert_for
 from models.campaign import Campaign, CampaignMember, CampaignSend, offer_of
 from models.campaign_alert import CampaignAlert as CampaignAlert
 from models.campaign_alert import acknowledge as acknowledge
 from models.campaign_alert import open_alerts as open_alerts
 from models.org import Staff, Store, admins, region_supervisor, staff_by_userid
-from models.outbox import send_card, send_text
 
 FAILED = ("not_friend", "quota", "error")
 
@@ -113,23 +112,19 @@ async def check(session: AsyncSession, settings: Settings, now: datetime) -> lis
             if new_id is not None:
                 raised[c.owner].append((new_id, f.message))
     for owner, items in raised.items():
-        await _tell(session, settings, owner, items, now, step=0)
+        await _tell(session, settings, owner, [i for i, _ in items], now, step=0)
     return [i for items in raised.values() for i, _ in items]
 
 
-async def _tell(session: AsyncSession, settings: Settings, userid: str, items: list[tuple[int, str]],
-                now: datetime, step: int) -> None:
+async def _tell(session: AsyncSession, settings: Settings, userid: str, ids: list[int], now: datetime,
+                step: int) -> None:
+    """Queue the alerts for `userid` through the stock alerts' delivery: held through the owner's quiet hours, then
+    merged into that person's digest of the window (handlers/alert_delivery.py: the text saying what to do for each,
+    and one card that acknowledges)."""
     person = await staff_by_userid(session, userid)
     due = hold_until(settings.alerts, await _owner_tz(session, person), now)
-    first = items[0][0]
-    text = render("customer_alert_digest", items=[m for _, m in items], escalated=step > 0)
-    await send_text(session, userid, text, now=now, not_before=due, dedupe_key=f"campaign-alert:{first}:{step}")
-    card = button_card(
-        task_id=card_task_id("campaignalert", first, step, userid), title="活动健康提醒",
-        desc=f"共 {len(items)} 条，详情见上一条消息。处理后点“知道了”。",
-        buttons=[(f"知道了 #{i}", f"campaign:ack:{i}", 1) for i, _ in items[:MAX_BUTTONS]],
-    )
-    await send_card(session, userid, card, now=now, not_before=due, dedupe_key=f"campaign-alert-card:{first}:{step}")
+    for alert_id in ids:
+        await add_campaign_notice(session, alert_id, step, userid, now, due)
 
 
 async def escalate(session: AsyncSession, settings: Settings, now: datetime) -> int:
@@ -152,7 +147,7 @@ async def escalate(session: AsyncSession, settings: Settings, now: datetime) -> 
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             continue
         for userid in await _chain_people(session, campaign.owner, chain[step].to):
-            await _tell(session, settings, userid, [(alert.id, alert.message)], now, step=step)
+            await _tell(session, settings, userid, [alert.id], now, step=step)
         fired += 1
     return fired
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.deps import Deps
 from bot.events import CardClick, ExternalContactChange, TextMessage
 from bot.messages import render
+from handlers.alert_delivery import settle_campaign_handled
 from handlers.campaign_health import acknowledge, check
 from handlers.customer_chat import MAX_CANDIDATES, find_members, masked, running_campaigns
 from handlers.router import UNHANDLED, Context, Router
@@ -40,6 +41,8 @@ async def campaign_button(event: CardClick, ctx: Context, action: str, ident: st
         return UNHANDLED
     if action == "ack":
         done = await acknowledge(ctx.session, int(ident), ctx.user.userid)
+        if done:  # the other cards carrying it (the owner's, an escalated copy) say who handled it
+            await settle_campaign_handled(ctx.session, [int(ident)], ctx.user.name, ctx.now, tapped=event.task_id)
         await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已知悉" if done else "已处理",
                                  now=ctx.now)
         return None

@@ -10,15 +10,21 @@ from sqlalchemy import select
 from bot.errors import InvalidQuantity, InvalidState, NotAllowed, UnknownEntity
 from bot.events import CardClick, ScanCode, TextMessage
 from bot.messages import render
-from bot.wecom.cards import button_card
+from bot.wecom.cards import button_card, card_task_id
 from handlers import count_notify, task_notify
-from handlers.alert_delivery import digest_alert_ids, settle_handled
+from handlers.alert_delivery import (
+    digest_alert_ids,
+    digest_campaign_alert_ids,
+    settle_campaign_handled,
+    settle_handled,
+)
 from handlers.parse import ascii_id, clip, looks_like_qty, normalize_text, parse_qty
 from handlers.router import UNHANDLED, Context, Router
 from handlers.task_recount import open_recount
 from handlers.transfer_notify import request_transfer
 from models import conversation
 from models.alert import Alert, AlertDigest, acknowledge, handle_on, may_handle, react, snooze, surplus_store
+from models.campaign_alert import acknowledge as acknowledge_campaign_alert
 from models.catalog import Sku, find_sku
 from models.count import STATE_NAMES as COUNT_STATE_NAMES
 from models.count import StockCount, decide, record_count, refusal
@@ -152,9 +158,15 @@ async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) 
     key_id = ascii_id(ident)
     if action not in ALERT_ACTIONS or key_id is None:
         return UNHANDLED
+    campaign_done = 0
     if action.endswith("all"):
         digest = await ctx.session.get(AlertDigest, key_id)
         ids = await digest_alert_ids(ctx.session, key_id) if digest else []
+        if action == "ackall" and digest is not None and (digest.recipient == ctx.user.userid
+                                                          or ctx.user.role == "admin"):
+            campaign_done = await _ack_campaign_alerts(ctx, key_id)
+            if not ids:
+                return await _campaign_only_acked(ctx, event, key_id, campaign_done)
     else:
         ids = [key_id]
     found = [] if not ids else list((await ctx.session.execute(
@@ -182,7 +194,8 @@ async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) 
         await settle_handled(ctx.session, [a.id for a, _st, _sku in live], ctx.user.name, ctx.now,
                              tapped=event.task_id)
         await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已确认", now=ctx.now)
-        await ctx.reply(render("alert_done", what=f"已确认 {n} 条库存提醒", next="到货入库后提醒会自动解除。"))
+        also = f"和 {campaign_done} 条活动提醒" if campaign_done else ""
+        await ctx.reply(render("alert_done", what=f"已确认 {n} 条库存提醒{also}", next="到货入库后提醒会自动解除。"))
         return None
     alert, store, sku = live[0]
     if action == "transfer":
@@ -203,6 +216,29 @@ async def alert_button(event: CardClick, ctx: Context, action: str, ident: str) 
     await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已安排复盘", now=ctx.now)
     await ctx.reply(render("alert_recount", sku=sku.code, item=sku.name, store=store.name, task=task.title))
     return None
+
+
+async def _ack_campaign_alerts(ctx: Context, digest_id: int) -> int:
+    """"全部确认" on a digest also acknowledges its campaign health alerts (their chain stops); returns how many."""
+    done = [alert_id for alert_id in await digest_campaign_alert_ids(ctx.session, digest_id)
+            if await acknowledge_campaign_alert(ctx.session, alert_id, ctx.user.userid)]
+    if done:
+        await settle_campaign_handled(ctx.session, done, ctx.user.name, ctx.now,
+                                      tapped=card_task_id("alertdigest", digest_id))
+    return len(done)
+
+
+async def _campaign_only_acked(ctx: Context, event: CardClick, digest_id: int, done: int) -> None:
+    """A digest of campaign alerts only: the tap acknowledged them (or someone had already)."""
+    if not await digest_campaign_alert_ids(ctx.session, digest_id):
+        await ctx.reply(render("button_stale"))
+        return
+    await update_card_button(ctx.session, ctx.user.userid, event.response_code, "已确认" if done else "已处理",
+                             now=ctx.now)
+    if done:
+        await ctx.reply(render("alert_done", what=f"已确认 {done} 条活动提醒", next="问题解决后提醒会自动解除。"))
+    else:
+        await ctx.reply(render("alert_handled", by="", how="", many=True))
 
 
 async def _alert_settled(ctx: Context, event: CardClick, alerts: list[Alert]) -> None:

@@ -54,16 +54,21 @@ class Alert(Base):
 
 
 class AlertNotice(Base):
-    """One person to be told about one alert at one chain step; handlers/alert_delivery.py merges them into digests."""
+    """One person to be told about one alert at one chain step; handlers/alert_delivery.py merges them into digests.
+
+    The alert is a stock alert (`alert_id`) or a campaign health alert (`campaign_alert_id`, models/campaign_alert.py):
+    exactly one is set, so both kinds share the windows, the quiet-hours hold and the digest card."""
 
     __tablename__ = "alert_notices"
     __table_args__ = (
         UniqueConstraint("alert_id", "step", "recipient"),
+        UniqueConstraint("campaign_alert_id", "step", "recipient"),
         Index("ix_alert_notices_pending", "digest_id", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+    campaign_alert_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_alerts.id"))
     step: Mapped[int]
     recipient: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
@@ -267,6 +272,16 @@ async def _add_notice(session: AsyncSession, alert_id: int, step: int, recipient
         alert_id=alert_id, step=step, recipient=recipient, created_at=now, due_at=due
     )
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["alert_id", "step", "recipient"]))
+
+
+async def add_campaign_notice(session: AsyncSession, campaign_alert_id: int, step: int, recipient: str,
+                              now: datetime, due: datetime) -> None:
+    """Queue a campaign health alert for one person at one chain step: it goes out in that person's next digest
+    (handlers/alert_delivery.py), beside their stock alerts; once per (alert, step, person) by the unique key."""
+    stmt = insert_for(session)(AlertNotice).values(
+        campaign_alert_id=campaign_alert_id, step=step, recipient=recipient, created_at=now, due_at=due
+    )
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["campaign_alert_id", "step", "recipient"]))
 
 
 async def acknowledge(session: AsyncSession, ids: Sequence[int], userid: str, now: datetime,

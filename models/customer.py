@@ -16,8 +16,8 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     case,
-    literal,
     select,
     update,
 )
@@ -142,6 +142,51 @@ class CustomerEvent(Base):
     created_at: Mapped[datetime]
 
 
+_PURCHASE_STATEMENTS: dict[tuple[str, tuple[int, ...], bool], tuple[Any, Any]] = {}
+
+
+def _purchase_statements(dialect: str, windows: tuple[int, ...], staged: bool) -> tuple[Any, Any]:
+    """The sale path's statements for one shape (dialect, the stored windows the sale falls in, whether the stage
+    moves), built once with bound parameters: building the CASE/CTE expressions anew per sale cost more Python
+    than the database work itself. (bump, insert): on PostgreSQL the INSERT carries the UPDATE as a CTE."""
+    key = (dialect, windows, staged)
+    built = _PURCHASE_STATEMENTS.get(key)
+    if built is not None:
+        return built
+    table: Table = Customer.__table__  # type: ignore[assignment]
+    purchases: Table = CustomerPurchase.__table__  # type: ignore[assignment]
+    c = table.c
+    at = bindparam("p_at", type_=UTCDateTime())
+    amount = bindparam("p_amount", type_=Numeric(14, 2))
+    last = case((c.last_purchase_at.is_(None) | (c.last_purchase_at < at), at), else_=c.last_purchase_at)
+    values: dict[str, Any] = {"purchases_total": c.purchases_total + 1, "spend_total": c.spend_total + amount,
+                              "last_purchase_at": last}
+    for days in windows:
+        values[f"purchases_{days}d"] = c[f"purchases_{days}d"] + 1
+        values[f"spend_{days}d"] = c[f"spend_{days}d"] + amount
+    if staged:
+        cuts = StageCuts(**{f: bindparam(f"cut_{f}", type_=UTCDateTime())  # type: ignore[arg-type]
+                            for f in ("new", "active", "at_risk", "dormant")})
+        values["stage"] = case((c.stage == "high_potential", c.stage),
+                               else_=stage_by_dates(cuts, c.joined_at, last))
+    bump = (update(table).where(c.customer_id == bindparam("p_customer_id")).values(values)
+            .returning(c.id))
+    if dialect == "postgresql":  # one round trip: the UPDATE feeds the INSERT
+        bumped = bump.cte("bumped")
+        row = select(bumped.c.id, bindparam("p_sale_id", type_=String()), bindparam("p_store_id", type_=Integer()),
+                     at, amount)
+        insert: Any = (postgresql.insert(purchases)
+                       .from_select(["customer_pk", "sale_id", "store_id", "at", "amount"], row)
+                       .on_conflict_do_nothing(index_elements=["sale_id"]).add_cte(bumped)
+                       .returning(purchases.c.customer_pk))
+    else:
+        insert = (sqlite.insert(purchases).values(customer_pk=bindparam("p_pk"), sale_id=bindparam("p_sale_id"),
+                                                  store_id=bindparam("p_store_id"), at=at, amount=amount)
+                  .on_conflict_do_nothing(index_elements=["sale_id"]))
+    _PURCHASE_STATEMENTS[key] = (bump, insert)
+    return bump, insert
+
+
 async def record_purchase(
     session: AsyncSession, *, sale_id: str, customer_id: str, store_id: int | None, at: datetime, amount: Decimal,
     now: datetime | None = None, cuts: StageCuts | None = None,
@@ -150,39 +195,23 @@ async def record_purchase(
     stored windows that contain `at` (relative to `now`) and the stage (by dates; high potential is kept and
     granted by the rebuild), and one INSERT; on PostgreSQL both in one statement. An unknown member books nothing
     (the sale itself stands); returns the member's pk, or None for an unknown member (or a replayed sale_id on
-    PostgreSQL, where the pk comes back from the INSERT)."""
-    c = Customer
-    last = case((c.last_purchase_at.is_(None) | (c.last_purchase_at < at), at), else_=c.last_purchase_at)
-    values: dict[str, Any] = {"purchases_total": c.purchases_total + 1, "spend_total": c.spend_total + amount,
-                              "last_purchase_at": last}
-    if now is not None:
-        for days in WINDOWS:
-            if at >= now - timedelta(days=days):
-                n, s = stored_window(days)
-                values[f"purchases_{days}d"], values[f"spend_{days}d"] = n + 1, s + amount
+    PostgreSQL, where the pk comes back from the INSERT). The statements are built once per shape
+    (`_purchase_statements`) and run on the session's connection with Core: no ORM bookkeeping on the sale path."""
+    windows = tuple(d for d in WINDOWS if now is not None and at >= now - timedelta(days=d))
+    dialect = dialect_name(session)
+    bump, insert = _purchase_statements(dialect, windows, cuts is not None)
+    params: dict[str, Any] = {"p_customer_id": customer_id, "p_at": at, "p_amount": amount, "p_sale_id": sale_id,
+                              "p_store_id": store_id}
     if cuts is not None:
-        values["stage"] = case((c.stage == "high_potential", c.stage),
-                               else_=stage_by_dates(cuts, c.joined_at, last))
-    table: Table = Customer.__table__  # type: ignore[assignment]
-    purchases: Table = CustomerPurchase.__table__  # type: ignore[assignment]
-    conn = await session.connection()  # Core on the session's connection: no ORM bookkeeping on the sale path
-    bump = update(table).where(table.c.customer_id == customer_id).values(values).returning(table.c.id)
-    if dialect_name(session) == "postgresql":  # one round trip: the UPDATE feeds the INSERT
-        bumped = bump.cte("bumped")
-        row = select(bumped.c.id, literal(sale_id), literal(store_id, Integer), literal(at, UTCDateTime()),
-                     literal(amount, Numeric(14, 2)))
-        stmt = (postgresql.insert(purchases).from_select(["customer_pk", "sale_id", "store_id", "at", "amount"], row)
-                .on_conflict_do_nothing(index_elements=["sale_id"]).add_cte(bumped)
-                .returning(purchases.c.customer_pk))
-        inserted: int | None = (await conn.execute(stmt)).scalar_one_or_none()
+        params.update(cut_new=cuts.new, cut_active=cuts.active, cut_at_risk=cuts.at_risk, cut_dormant=cuts.dormant)
+    conn = await session.connection()
+    if dialect == "postgresql":
+        inserted: int | None = (await conn.execute(insert, params)).scalar_one_or_none()
         return inserted
-    pk: int | None = (await conn.execute(bump)).scalar_one_or_none()
+    pk: int | None = (await conn.execute(bump, params)).scalar_one_or_none()
     if pk is None:
         return None
-    await conn.execute(
-        sqlite.insert(purchases).values(customer_pk=pk, sale_id=sale_id, store_id=store_id, at=at, amount=amount)
-        .on_conflict_do_nothing(index_elements=["sale_id"])
-    )
+    await conn.execute(insert, {**params, "p_pk": pk})
     return pk
 
 

@@ -17,6 +17,7 @@ from bot.sandbox.externalcontact import confirm, contacts_of
 from models.campaign import Coupon
 from models.customer import Customer
 from scheduler.campaign_jobs import campaign_tick, health_tick
+from scheduler.stock_jobs import alert_tick
 from tests.conftest import auth
 from tests.customer_support import Member, add_members, make_settings, sell
 from tests.customers.test_campaigns import campaign_body, forty_members
@@ -50,6 +51,14 @@ async def confirm_all(h: Harness) -> None:
     await campaign_tick(deps)
 
 
+async def told(h: Harness) -> None:
+    """Campaign alerts go out in the person's next alert digest (handlers/alert_delivery.py): close the window,
+    flush, deliver."""
+    h.clock.advance(seconds=h.app[DEPS].config.alerts.digest_seconds)
+    await alert_tick(h.app[DEPS])
+    await h.settle()
+
+
 def owner_heard(h: Harness, words: str, userid: str = "m1") -> bool:
     return any(words in t for t in h.texts_for(userid))
 
@@ -68,7 +77,7 @@ async def test_new_members_only_audience_is_caught_at_preflight_and_at_launch(
     await h.settle()
     assert "只有 3 人" in h.sandbox.cards_for("m1")[-1].card["main_title"]["desc"]  # on the preflight card
     await h.client.post("/api/campaigns/spring/launch", headers=auth())
-    await h.settle()
+    await told(h)
     assert owner_heard(h, "目标人群只有 3 人，低于预期的 30 人：检查人群「everyone」的规则（例如是否只选了新会员）")
     assert await health_tick(h.app[DEPS]) == (0, 0)  # still open: told once, not again
 
@@ -83,7 +92,7 @@ async def test_silent_push_failure_for_one_sender_is_caught_with_who_and_why(
     await launch(h)
     await confirm_all(h)
     assert (await health_tick(h.app[DEPS]))[0] == 1
-    await h.settle()
+    await told(h)
     assert owner_heard(h, "已不是好友")
     assert owner_heard(h, "张伟 的失败最多") and owner_heard(h, "请 张伟 检查客户好友关系")
     report = await (await h.client.get("/api/campaigns/spring/report", headers=auth())).json()
@@ -106,12 +115,12 @@ async def test_coupon_cap_is_caught_at_preflight_at_80_and_at_100_percent(
     for n, (cid, code) in enumerate(codes[:4]):
         assert (await sell(h.client, f"C{n}", cid, 30.0, h.clock.now(), coupon_code=code))["coupon"] == "redeemed"
     await health_tick(h.app[DEPS])
-    await h.settle()
+    await told(h)
     assert owner_heard(h, "达到上限 5 张的 80%：效果好的话，放开领取上限")
     cid, code = codes[4]
     await sell(h.client, "C5", cid, 30.0, h.clock.now(), coupon_code=code)
     await health_tick(h.app[DEPS])
-    await h.settle()
+    await told(h)
     assert owner_heard(h, "到达上限 5 张，后面的会员用不了券：放开领取上限")
 
 
@@ -125,11 +134,11 @@ async def test_hard_redemption_is_caught_24_hours_after_launch(
     await confirm_all(h)
     h.clock.advance(hours=23)
     await health_tick(h.app[DEPS])
-    await h.settle()
+    await told(h)
     assert not owner_heard(h, "只核销")  # too early to judge
     h.clock.advance(hours=2)
     await health_tick(h.app[DEPS])
-    await h.settle()
+    await told(h)
     assert owner_heard(h, "发出 24 小时只核销 0 张，远低于预计的 1 张：到门店试一次核销")
 
 
@@ -143,11 +152,11 @@ async def test_unconfirmed_senders_are_named_then_escalated_to_the_supervisor_un
     await campaign_tick(h.app[DEPS])
     h.clock.advance(hours=12)
     await health_tick(h.app[DEPS])
-    await h.settle()
+    await told(h)
     assert owner_heard(h, "还有 2 位店员超过 12 小时没确认发送（李小妹、张伟）：提醒 2 位店员确认发送")
     h.clock.advance(minutes=121)
     assert (await health_tick(h.app[DEPS]))[1] == 1
-    await h.settle()
+    await told(h)
     assert owner_heard(h, "以下活动问题还没人处理", userid="sup1")
     card = h.sandbox.cards_for("m1")[-1]
     ack_key = card.card["button_list"][0]["key"]
@@ -172,5 +181,5 @@ async def test_big_senders_get_tasks_of_at_most_the_limit_and_a_refused_task_is_
     assert all(t.sender == "s1" and len(t.external_userids) <= 5 for t in tasks) and len(tasks) == 3
     assert sum(len(t.external_userids) for t in tasks) == 12  # s1's reachable treatment members (5 + 5 + 2)
     await health_tick(h.app[DEPS])
-    await h.settle()
+    await told(h)
     assert owner_heard(h, "企业微信拒绝 14") and owner_heard(h, "张伟 的失败最多")

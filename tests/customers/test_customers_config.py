@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
 from bot.config import Settings
+from handlers.alert_delivery import flush_digests
+from models.alert import AlertNotice
 from models.outbox import OutboundMessage
 from tests.conftest import AppClient, auth
 from tests.customer_support import Member, add_members, make_settings, sell
@@ -39,12 +41,20 @@ async def test_campaign_alert_waits_for_the_end_of_quiet_hours(
     chain: Chain, clock: FakeClock,
 ) -> None:
     clock.set(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # 23:00 in Shanghai
-    client = await make_client(make_settings(alerts={"quiet_hours": "22:00-08:00"}))
+    settings = make_settings(alerts={"quiet_hours": "22:00-08:00"})
+    client = await make_client(settings)
     await forty_members(client, sessions, chain, clock)
     await client.post("/api/campaigns", json=campaign_body(expected_min=100), headers=auth())
     await client.post("/api/campaigns/spring/launch", headers=auth())
     async with sessions() as s:
+        notices = (await s.execute(select(AlertNotice).where(AlertNotice.recipient == "m1"))).scalars().all()
+    morning = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+    assert [n.due_at for n in notices] == [morning]  # held in the stock alerts' delivery until quiet hours end
+    async with sessions() as s, s.begin():
+        assert await flush_digests(s, settings, morning - timedelta(minutes=1)) == 0
+    async with sessions() as s, s.begin():
+        assert await flush_digests(s, settings, morning) == 1
+    async with sessions() as s:
         rows = (await s.execute(select(OutboundMessage).where(OutboundMessage.recipient == "m1",
                                                               OutboundMessage.msgtype == "text"))).scalars().all()
-    assert [r.next_attempt_at for r in rows] == [datetime(2026, 11, 25, 0, 0, tzinfo=UTC)]  # 08:00 in Shanghai
-    assert "低于预期的 100 人" in rows[0].payload["content"]
+    assert len(rows) == 1 and "低于预期的 100 人" in rows[0].payload["content"]

@@ -21,6 +21,7 @@ from models.customer import Customer
 from models.outbox import OutboundMessage
 from models.segment import Segment
 from scheduler.campaign_jobs import campaign_tick
+from scheduler.stock_jobs import alert_tick
 from tests.conftest import TEST_ADMIN_TOKEN, AppClient, auth
 from tests.customers.test_campaigns import campaign_body, forty_members
 from tests.factories import Chain
@@ -33,6 +34,8 @@ async def test_demo_members_cover_every_stage_and_the_seed_case_is_caught(tmp_pa
     bot_sock, sandbox_sock = bind(0, 0)
     async with running_demo(tmp_path, bot_sock, sandbox_sock, clock=clock) as run:
         deps = run.bot_app[DEPS]
+        clock.advance(seconds=deps.config.alerts.digest_seconds)  # campaign alerts go out in the next digest
+        await alert_tick(deps)
         async with deps.sessions() as s:
             stages = dict((await s.execute(select(Customer.stage, func.count()).group_by(Customer.stage))).all())
             segments = dict((await s.execute(select(Segment.key, Segment.count))).all())
