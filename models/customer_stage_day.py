@@ -13,7 +13,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, insert_for
 from models.customer import Customer
 
-
 CHINA = ZoneInfo("Asia/Shanghai")  # the boards' day (models.boards.filters.BOARD_TZ)
 
 

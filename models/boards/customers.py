@@ -1,5 +1,6 @@
-"""客户 board: lifecycle stages now and per day (customer_stage_days), members joining / buying per month, segments (members in scope) and
-campaign reports with their open health alerts (read from models.customer*, segment, campaign_report)."""
+"""客户 board: lifecycle stages now and per day (customer_stage_days), members joining / buying per month,
+segments (members in scope) and campaign reports with their open health alerts (read from models.customer*,
+segment, campaign_report)."""
 
 from __future__ import annotations
 
