@@ -20,6 +20,7 @@ from models.customer import (
     stored_window,
     window_columns,
 )
+from models.customer_stage_day import snapshot_stages
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ async def rebuild_stages(session: AsyncSession, cfg: CustomersSettings, now: dat
     """Every member's stage in one set-based UPDATE that writes only the rows whose stage changes (rewriting a
     million unchanged rows is most of the cost on PostgreSQL): the high-potential ones by their recent figures
     (the stored window when active_days is one of 30/90/365, else one GROUP BY over the active window), everyone
-    else by dates. Returns the mean basket it used."""
+    else by dates; then today's stage counts (models.customer_stage_day). Returns the mean basket it used."""
     c = Customer.__table__.c
     cuts = stage_cuts(cfg, now)
     stored = window_columns(cfg.active_days)
@@ -122,4 +123,5 @@ async def rebuild_stages(session: AsyncSession, cfg: CustomersSettings, now: dat
     stage = case(*whens, else_=by_dates) if whens else by_dates
     await session.execute(update(Customer).where(c.stage != stage).values(stage=stage)
                           .execution_options(synchronize_session=False))
+    await snapshot_stages(session, now)
     return mean

@@ -162,7 +162,7 @@ async def customers_page(request: web.Request, p: Prepared) -> dict[str, Any]:
     board = await customers.customers_board(p.session, p.sel, p.filters, now=p.now,
                                             cfg=request.app[DEPS].config.customers, with_campaigns=wide)
     return {"board": board, "stage_names": customers.STAGE_NAMES, "wide": wide,
-            "chart": charts.customers(board)}
+            "chart": charts.customers(board), "stage_chart": charts.stage_days(board, p.filters)}
 
 
 async def _export_table(request: web.Request, name: str, p: Prepared) -> Table:

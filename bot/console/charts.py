@@ -128,3 +128,16 @@ def customers(board: CustomersBoard) -> dict[str, Any] | None:
 
 def stages(board: CustomersBoard) -> dict[str, Any]:
     return {"labels": [STAGE_NAMES[k] for k in board.stages], "values": list(board.stages.values())}
+
+
+def stage_days(board: CustomersBoard, filters: Filters) -> dict[str, Any] | None:
+    """Members per stage per day, stacked areas (a day without a snapshot is a gap)."""
+    if not board.history:
+        return None
+    x = _days(filters)
+    option = _line("会员阶段每天的人数（人）", x, {
+        STAGE_NAMES[k]: [float(board.history[(d, k)]) if (d, k) in board.history else None for d in x]
+        for k in STAGE_NAMES})
+    for item in option["series"]:
+        item.update({"stack": "stages", "areaStyle": {}, "connectNulls": False, "symbolSize": 4})
+    return option

@@ -17,14 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.config_customers import CustomersSettings
 from bot.demo.data import STAFF, STORES
 from bot.importing.importer import import_files
 from handlers.campaign_health import check
 from models.campaign import Campaign, launch, preflight
 from models.customer import Customer, CustomerPurchase
+from models.customer_stage_day import CustomerStageDay, local_date
+from models.org import Store
 from models.segment import rebuild_all, upsert_segment
 
 SEED = 20261202
+HISTORY_DAYS = 27  # stage snapshots before today, so the 客户 board's stage chart shows a trend
 MEMBERS = 240
 OWNER = "caoyang"  # the admin owns the demo campaigns, so the store phones stay as the other walkthroughs expect
 SEGMENTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -116,6 +120,44 @@ async def _history(session: AsyncSession, now: datetime) -> None:
         figures)
 
 
+def past_stage(m: DemoMember, ago: int, cfg: CustomersSettings, mean: float | None) -> str | None:
+    """The member's stage `ago` days back by the rebuild's rule, from their own history (None: not joined yet)."""
+    if m.joined_days < ago:
+        return None
+    bought = [(d - ago, b) for d, b in m.purchases if d >= ago]
+    recent = [b for d, b in bought if d <= cfg.active_days]
+    if (mean is not None and len(recent) >= cfg.high_potential_purchases
+            and sum(recent) / len(recent) > cfg.high_potential_basket_times_mean * mean):
+        return "high_potential"
+    if m.joined_days - ago <= cfg.new_days:
+        return "new"
+    since = min((d for d, _ in bought), default=None)
+    for stage, days in (("active", cfg.active_days), ("at_risk", cfg.at_risk_days), ("dormant", cfg.dormant_days)):
+        if since is not None and since <= days:
+            return stage
+    return "lost"
+
+
+async def _stage_history(session: AsyncSession, cfg: CustomersSettings, now: datetime) -> None:
+    """HISTORY_DAYS of daily stage counts before today (today's comes from the real rebuild)."""
+    stores = dict((await session.execute(select(Store.code, Store.id))).all())
+    members = demo_members()
+    rows: list[dict[str, Any]] = []
+    for ago in range(HISTORY_DAYS, 0, -1):
+        baskets = [sum(b for _, b in w) / len(w) for m in members
+                   if (w := [(d, b) for d, b in m.purchases if ago <= d <= ago + cfg.active_days])]
+        mean = sum(baskets) / len(baskets) if baskets else None
+        counts: dict[tuple[str, int | None], int] = {}
+        for m in members:
+            stage = past_stage(m, ago, cfg, mean)
+            if stage is not None:
+                key = (stage, stores.get(m.store))
+                counts[key] = counts.get(key, 0) + 1
+        day = local_date(now - timedelta(days=ago))
+        rows += [{"day": day, "stage": st, "store_id": sid, "members": n} for (st, sid), n in counts.items()]
+    await session.execute(insert(CustomerStageDay), rows)
+
+
 async def seed_customer_loop(settings: Settings, sessions: async_sessionmaker[AsyncSession], folder: Path,
                              clock: Clock) -> None:
     """Members through the real importer, their history, segments, and the two campaigns launched."""
@@ -126,6 +168,7 @@ async def seed_customer_loop(settings: Settings, sessions: async_sessionmaker[As
         for key, (name, rule) in SEGMENTS.items():
             await upsert_segment(session, key, name, rule, "api", now)
         await rebuild_all(session, settings.customers, settings.segments, now)
+        await _stage_history(session, settings.customers, now)
         offer = {"per_customer": 1, "valid_days": 14}
         for key, name, segment, text, extra in (
             ("trial", "高潜会员新品试用", "high_potential", "新品到店，会员凭券领试用装一份，欢迎来店里试试。",

@@ -1,5 +1,6 @@
-"""客户 board: lifecycle stages now and members joining / buying per month, segments (members in scope) and
-campaign reports with their open health alerts (read from models.customer*, segment, campaign_report)."""
+"""客户 board: lifecycle stages now and per day (customer_stage_days), members joining / buying per month,
+segments (members in scope) and campaign reports with their open health alerts (read from models.customer*,
+segment, campaign_report)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from models.campaign import Campaign
 from models.campaign_alert import open_alerts
 from models.campaign_report import report
 from models.customer import STAGES, Customer, CustomerPurchase
+from models.customer_stage_day import CustomerStageDay
 from models.segment import Segment, SegmentMember, describe
 
 STAGE_NAMES = {"new": "新会员", "active": "活跃会员", "high_potential": "高潜会员", "at_risk": "有流失风险的会员",
@@ -30,6 +32,7 @@ class CustomersBoard:
     months: list[str] = field(default_factory=list)
     joined: dict[str, int] = field(default_factory=dict)
     buyers: dict[str, int] = field(default_factory=dict)
+    history: dict[tuple[str, str], int] = field(default_factory=dict)  # (YYYY-MM-DD, stage) → members
     segments: list[dict[str, Any]] = field(default_factory=list)
     campaigns: list[dict[str, Any]] = field(default_factory=list)
 
@@ -58,6 +61,11 @@ async def customers_board(
         .join(Customer, Customer.id == CustomerPurchase.customer_pk)
         .where(in_scope, CustomerPurchase.at >= filters.start, CustomerPurchase.at < filters.end)
         .group_by(bought_m))}
+    h = CustomerStageDay
+    board.history = {(day.isoformat(), stage): int(n) for day, stage, n in await session.execute(
+        select(h.day, h.stage, func.sum(h.members))
+        .where(sel.where(h.store_id), h.day >= filters.date_from, h.day <= filters.date_to)
+        .group_by(h.day, h.stage))}
     members = dict((await session.execute(
         select(SegmentMember.segment_pk, func.count()).join(Customer, Customer.id == SegmentMember.customer_pk)
         .where(in_scope).group_by(SegmentMember.segment_pk))).all())

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
-from bot.demo.customers import OWNER
+from bot.demo.customers import HISTORY_DAYS, OWNER
 from bot.demo.run import bind, running_demo
 from bot.keys import DEPS
 from bot.sandbox.externalcontact import confirm, contacts_of
@@ -18,6 +18,7 @@ from handlers.campaign_health import CampaignAlert
 from models.campaign import Campaign
 from models.campaign_report import report
 from models.customer import Customer
+from models.customer_stage_day import CustomerStageDay
 from models.outbox import OutboundMessage
 from models.segment import Segment
 from scheduler.campaign_jobs import campaign_tick
@@ -43,6 +44,15 @@ async def test_demo_members_cover_every_stage_and_the_seed_case_is_caught(tmp_pa
                                       .join(Campaign, Campaign.id == CampaignAlert.campaign_pk))).all()
             told = (await s.execute(select(func.count()).select_from(OutboundMessage)
                                     .where(OutboundMessage.recipient == OWNER))).scalar_one()
+            h = CustomerStageDay
+            history = (await s.execute(select(h.day, h.stage, func.sum(h.members)).group_by(h.day, h.stage)
+                                       .order_by(h.day))).all()
+        days = sorted({d for d, _, _ in history})
+        assert len(days) == HISTORY_DAYS + 1 and (days[-1] - days[0]).days == HISTORY_DAYS  # weeks of history
+        totals = {d: sum(int(n) for dd, _, n in history if dd == d) for d in days}
+        assert totals[days[-1]] == sum(stages.values()) and totals[days[0]] < totals[days[-1]]  # members joined
+        assert {st: int(n) for d, st, n in history if d == days[-1]} == stages  # today's is the real rebuild's
+        assert len({tuple(sorted((st, int(n)) for dd, st, n in history if dd == d)) for d in days}) > 5  # a trend
         assert set(stages) == {"new", "active", "high_potential", "at_risk", "dormant", "lost"}
         assert all(n >= 10 for n in stages.values()), stages
         assert segments["high_potential"] == stages["high_potential"] > 0
