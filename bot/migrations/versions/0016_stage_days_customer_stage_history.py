@@ -1,7 +1,7 @@
 """customer stage history per day
 
 Revision ID: 0016_stage_days
-Revises: 0014_boards
+Revises: 0015_camp
 Create Date: 2026-12-02 13:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0016_stage_days'
-down_revision: str | None = '0014_boards'
+down_revision: str | None = '0015_camp'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
